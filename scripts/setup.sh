@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything slidesparse needs on a fresh Debian/Ubuntu machine (idempotent, fast
+# when everything is already there): build tools and libraries from apt, cuSPARSELt from pip
+# when the CUDA toolkit is present.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+
+APT_PACKAGES=(cmake ninja-build g++ make nlohmann-json3-dev libcli11-dev libfmt-dev
+              libgtest-dev libgmock-dev googletest python3-pip)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# shellcheck source=scripts/env.sh
+source "$(dirname "$0")/env.sh"
+if command -v nvcc >/dev/null 2>&1; then
+  if ! python3 - <<'PY' 2>/dev/null
+import glob, site, sys
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+sys.exit(0 if any(glob.glob(d + "/nvidia/*/include/cusparseLt.h") for d in dirs) else 1)
+PY
+  then
+    echo "setup: installing cuSPARSELt (nvidia-cusparselt-cu13)"
+    python3 -m pip install -q --disable-pip-version-check nvidia-cusparselt-cu13
+  fi
+fi
+echo "setup: ok"
