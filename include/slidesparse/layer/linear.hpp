@@ -1,0 +1,83 @@
+// The SlideSparse linear layer on the GPU: Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias), X and Y in
+// BF16 (or FP16). Sparse path: quantize+lift → cuSPARSELt 2:4 GEMM on the slid weights →
+// dequantize. Dense path (the baseline, and the fallback for M buckets where sparse loses):
+// quantize → cuBLASLt GEMM on the same quantized pruned weights → dequantize.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "slidesparse/cuda/device.hpp"
+#include "slidesparse/gemm/gemm.hpp"
+#include "slidesparse/pack.hpp"
+#include "slidesparse/tuning_db.hpp"
+
+namespace slidesparse {
+
+enum class LinearPath { Auto, Sparse, Dense };
+const char* linear_path_name(LinearPath path);
+
+struct LinearOptions {
+  DType activation = DType::BF16;  // X and Y: BF16 or F16
+  std::int64_t max_m = 4096;       // scratch buffers are sized once for this many tokens
+  bool build_sparse = true;
+  bool build_dense = true;  // needed for the baseline and for the dense fallback
+  // Algorithm choices and the sparse-vs-dense decision per M bucket; nullptr (or a stale
+  // database) means library defaults and the sparse path.
+  const TuningDb* tuning = nullptr;
+};
+
+class SlideSparseLinear {
+ public:
+  SlideSparseLinear(GemmContext& ctx, const PackedLinear& weights, const LinearOptions& options);
+  ~SlideSparseLinear();
+  SlideSparseLinear(const SlideSparseLinear&) = delete;
+  SlideSparseLinear& operator=(const SlideSparseLinear&) = delete;
+
+  // The whole layer. x: [m, k] (ld k), y: [m, n] (ld n), both options.activation.
+  // Throws InvalidArgument for m > max_m (nothing is allocated here).
+  void forward(const void* x, std::int64_t m, void* y, cudaStream_t stream,
+               LinearPath path = LinearPath::Auto);
+
+  // The three stages of forward(), for benchmarks that time them apart.
+  void quantize_input(const void* x, std::int64_t m, LinearPath path, cudaStream_t stream);
+  void run_gemm(std::int64_t m, LinearPath path, cudaStream_t stream);
+  void dequantize(std::int64_t m, void* y, LinearPath path, cudaStream_t stream);
+
+  // The path Auto takes for m: from the tuning database, sparse unless dense measured faster.
+  LinearPath resolve(std::int64_t m, LinearPath path) const;
+
+  Gemm* sparse_gemm() { return sparse_.get(); }
+  Gemm* dense_gemm() { return dense_.get(); }
+  // Buffers the GEMMs read, so a search can time candidates on real data.
+  const void* gemm_input(LinearPath path) const;
+  void* gemm_output() { return acc_.get(); }
+
+  std::int64_t n() const { return n_; }
+  std::int64_t k() const { return k_; }
+  std::int64_t k_gemm(LinearPath path) const;
+  const Pattern& pattern() const { return pattern_; }
+  Precision precision() const { return precision_; }
+  // Device bytes the dense copy of the weights costs (kept for the dense fallback).
+  std::uint64_t dense_weight_bytes() const { return dense_weight_bytes_; }
+
+ private:
+  std::int64_t n_, k_, n_gemm_, k_gemm_sparse_, k_gemm_dense_, max_m_, m_gemm_cap_;
+  Pattern pattern_;
+  Precision precision_;
+  DType activation_;
+  const TuningDb* tuning_;
+  std::uint64_t dense_weight_bytes_ = 0;
+  std::unique_ptr<Gemm> sparse_;
+  std::unique_ptr<Gemm> dense_;
+  DeviceBuffer<float> scale_w_;
+  DeviceBuffer<float> bias_;
+  DeviceBuffer<std::uint8_t> q_sparse_;  // [m_cap, k_gemm_sparse] quantized lifted X
+  DeviceBuffer<std::uint8_t> q_dense_;   // [m_cap, k_gemm_dense] quantized X
+  DeviceBuffer<float> scale_x_;          // [m_cap]
+  DeviceBuffer<std::uint8_t> acc_;       // [m_cap, n_gemm] int32 or float accumulators
+};
+
+}  // namespace slidesparse

@@ -1,0 +1,172 @@
+#include "slidesparse/layer/linear.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "slidesparse/cuda/check.hpp"
+#include "slidesparse/cuda/dequantize.hpp"
+#include "slidesparse/cuda/quantize.hpp"
+#include "slidesparse/cuda/quantize_lift.hpp"
+#include "slidesparse/error.hpp"
+
+namespace slidesparse {
+
+namespace {
+std::int64_t round_up(std::int64_t value, std::int64_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+// Copies rows [n, cols] of `element`-byte values into a zeroed [n_pad, cols_pad] host matrix.
+std::vector<std::uint8_t> pad_matrix(const std::uint8_t* src, std::int64_t n, std::int64_t cols,
+                                     std::int64_t n_pad, std::int64_t cols_pad,
+                                     std::size_t element) {
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(n_pad * cols_pad) * element, 0);
+  for (std::int64_t r = 0; r < n; ++r)
+    std::memcpy(out.data() + static_cast<std::size_t>(r * cols_pad) * element,
+                src + static_cast<std::size_t>(r * cols) * element,
+                static_cast<std::size_t>(cols) * element);
+  return out;
+}
+
+DeviceBuffer<std::uint8_t> upload(const std::vector<std::uint8_t>& host) {
+  DeviceBuffer<std::uint8_t> buffer(host.size());
+  buffer.upload(host.data(), host.size());
+  return buffer;
+}
+
+DeviceBuffer<float> upload(const std::vector<float>& host) {
+  DeviceBuffer<float> buffer(std::max<std::size_t>(host.size(), 1));
+  if (!host.empty()) buffer.upload(host.data(), host.size());
+  return buffer;
+}
+}  // namespace
+
+const char* linear_path_name(LinearPath path) {
+  switch (path) {
+    case LinearPath::Auto: return "auto";
+    case LinearPath::Sparse: return "sparse";
+    case LinearPath::Dense: return "dense";
+  }
+  return "?";
+}
+
+SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weights,
+                                     const LinearOptions& options)
+    : n_(weights.n),
+      k_(weights.k),
+      max_m_(options.max_m),
+      pattern_(weights.pattern),
+      precision_(weights.precision),
+      activation_(options.activation),
+      tuning_(options.tuning) {
+  if (activation_ != DType::BF16 && activation_ != DType::F16)
+    throw InvalidArgument("linear layer activations must be BF16 or F16, not " +
+                          std::string(dtype_name(activation_)));
+  if (!options.build_sparse && !options.build_dense)
+    throw InvalidArgument("linear layer needs at least one of the sparse and dense paths");
+  if (max_m_ <= 0) throw InvalidArgument("linear layer max_m must be positive");
+
+  const GemmRequirements sparse_req = gemm_requirements(precision_, GemmBackendKind::CusparseLt);
+  const GemmRequirements dense_req = gemm_requirements(precision_, GemmBackendKind::CublasLtDense);
+  n_gemm_ = round_up(n_, std::max(sparse_req.n_multiple, dense_req.n_multiple));
+  k_gemm_sparse_ = round_up(weights.k_slide(), sparse_req.k_multiple);
+  k_gemm_dense_ = round_up(k_, dense_req.k_multiple);
+  m_gemm_cap_ = round_up(max_m_, std::max(sparse_req.m_multiple, dense_req.m_multiple));
+
+  const std::size_t element = dtype_size(precision_storage(precision_));
+  if (options.build_sparse) {
+    const auto padded = pad_matrix(weights.weight.data(), n_, weights.k_slide(), n_gemm_,
+                                   k_gemm_sparse_, element);
+    const auto device = upload(padded);  // compressed by the Gemm, then freed here
+    sparse_ = make_cusparselt_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get());
+    q_sparse_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_sparse_) * element);
+    q_sparse_.fill_zero(nullptr);
+  }
+  if (options.build_dense) {
+    const auto dense = unpacked_weight(weights);
+    const auto padded = pad_matrix(dense.data(), n_, k_, n_gemm_, k_gemm_dense_, element);
+    dense_weight_bytes_ = padded.size();
+    const auto device = upload(padded);
+    dense_ = make_cublaslt_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get());
+    q_dense_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_dense_) * element);
+    q_dense_.fill_zero(nullptr);
+  }
+  scale_w_ = upload(weights.scale);
+  bias_ = upload(weights.bias);
+  scale_x_ = DeviceBuffer<float>(static_cast<std::size_t>(m_gemm_cap_));
+  const DType acc_type = (sparse_ ? sparse_ : dense_)->output_type();
+  acc_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * n_gemm_) *
+                                    dtype_size(acc_type));
+  SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
+}
+
+SlideSparseLinear::~SlideSparseLinear() = default;
+
+std::int64_t SlideSparseLinear::k_gemm(LinearPath path) const {
+  return resolve(1, path) == LinearPath::Sparse ? k_gemm_sparse_ : k_gemm_dense_;
+}
+
+const void* SlideSparseLinear::gemm_input(LinearPath path) const {
+  return resolve(1, path) == LinearPath::Sparse ? q_sparse_.get() : q_dense_.get();
+}
+
+LinearPath SlideSparseLinear::resolve(std::int64_t m, LinearPath path) const {
+  if (path == LinearPath::Sparse && !sparse_)
+    throw InvalidArgument("this linear layer was built without its sparse path");
+  if (path == LinearPath::Dense && !dense_)
+    throw InvalidArgument("this linear layer was built without its dense path");
+  if (path != LinearPath::Auto) return path;
+  if (!sparse_) return LinearPath::Dense;
+  if (!dense_ || !tuning_ || tuning_->stale()) return LinearPath::Sparse;
+  const auto sparse = tuning_->lookup("cusparselt", precision_name(precision_),
+                                      pattern_.zeros_name(), n_gemm_, k_gemm_sparse_, m);
+  const auto dense = tuning_->lookup("cublaslt", precision_name(precision_), "dense", n_gemm_,
+                                     k_gemm_dense_, m);
+  // Never slower than dense: where dense measured faster for this M bucket, dispatch dense.
+  if (sparse && dense && dense->time_us < sparse->time_us) return LinearPath::Dense;
+  return LinearPath::Sparse;
+}
+
+void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath path,
+                                       cudaStream_t stream) {
+  float* scales = precision_is_quantized(precision_) ? scale_x_.get() : nullptr;
+  if (resolve(m, path) == LinearPath::Sparse) {
+    quantize_lift_per_token(x, activation_, m, k_, k_, pattern_, precision_, q_sparse_.get(),
+                            k_gemm_sparse_, scales, stream);
+  } else {
+    quantize_per_token(x, activation_, m, k_, k_, precision_, q_dense_.get(), k_gemm_dense_,
+                       scales, stream);
+  }
+}
+
+void SlideSparseLinear::run_gemm(std::int64_t m, LinearPath path, cudaStream_t stream) {
+  const LinearPath resolved = resolve(m, path);
+  Gemm& gemm = resolved == LinearPath::Sparse ? *sparse_ : *dense_;
+  const void* input = resolved == LinearPath::Sparse ? q_sparse_.get() : q_dense_.get();
+  const GemmRequirements req = gemm_requirements(precision_, gemm.kind());
+  gemm.run(input, acc_.get(), round_up(m, req.m_multiple), stream);
+}
+
+void SlideSparseLinear::dequantize(std::int64_t m, void* y, LinearPath path, cudaStream_t stream) {
+  const Gemm& gemm = resolve(m, path) == LinearPath::Sparse ? *sparse_ : *dense_;
+  const bool quantized = precision_is_quantized(precision_);
+  dequantize_output(acc_.get(), gemm.output_type(), m, n_, n_gemm_,
+                    quantized ? scale_x_.get() : nullptr, quantized ? scale_w_.get() : nullptr,
+                    bias_.size() >= static_cast<std::size_t>(n_) ? bias_.get() : nullptr,
+                    activation_, y, n_, stream);
+}
+
+void SlideSparseLinear::forward(const void* x, std::int64_t m, void* y, cudaStream_t stream,
+                                LinearPath path) {
+  if (m <= 0 || m > max_m_)
+    throw InvalidArgument("linear layer called with M = " + std::to_string(m) +
+                          " outside [1, " + std::to_string(max_m_) + "] it was built for");
+  const LinearPath resolved = resolve(m, path);
+  quantize_input(x, m, resolved, stream);
+  run_gemm(m, resolved, stream);
+  dequantize(m, y, resolved, stream);
+}
+
+}  // namespace slidesparse
