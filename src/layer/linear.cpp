@@ -108,6 +108,7 @@ std::int64_t SlideSparseLinear::k_gemm(LinearPath path) const {
   return resolve(1, path) == LinearPath::Sparse ? k_gemm_sparse_ : k_gemm_dense_;
 }
 
+
 const void* SlideSparseLinear::gemm_input(LinearPath path) const {
   return resolve(1, path) == LinearPath::Sparse ? q_sparse_.get() : q_dense_.get();
 }
@@ -129,6 +130,53 @@ LinearPath SlideSparseLinear::resolve(std::int64_t m, LinearPath path) const {
   return LinearPath::Sparse;
 }
 
+Gemm& SlideSparseLinear::gemm_for(LinearPath resolved) const {
+  return resolved == LinearPath::Sparse ? *sparse_ : *dense_;
+}
+
+std::int64_t SlideSparseLinear::m_gemm(std::int64_t m, LinearPath path) const {
+  const Gemm& gemm = gemm_for(resolve(m, path));
+  return round_up(m, gemm_requirements(precision_, gemm.kind()).m_multiple);
+}
+
+std::vector<AlgoTiming> SlideSparseLinear::search(std::int64_t m, LinearPath path,
+                                                  const SearchOptions& options,
+                                                  cudaStream_t stream) {
+  const LinearPath resolved = resolve(m, path);
+  Gemm& gemm = gemm_for(resolved);
+  auto timings = gemm.search(m_gemm(m, resolved), gemm_input(resolved), acc_.get(), stream, options);
+  for (const auto& t : timings) {
+    if (!t.ok) continue;
+    gemm.prepare(m_gemm(m, resolved), t.algo);
+    break;
+  }
+  return timings;
+}
+
+void SlideSparseLinear::use_algo(std::int64_t m, LinearPath path, const GemmAlgo& algo) {
+  const LinearPath resolved = resolve(m, path);
+  gemm_for(resolved).prepare(m_gemm(m, resolved), algo);
+}
+
+void SlideSparseLinear::prepare(const std::vector<std::int64_t>& ms) {
+  for (std::int64_t m : ms) {
+    for (LinearPath path : {LinearPath::Sparse, LinearPath::Dense}) {
+      if ((path == LinearPath::Sparse && !sparse_) || (path == LinearPath::Dense && !dense_))
+        continue;
+      GemmAlgo algo;  // library default unless the database has a measured choice
+      if (tuning_ && !tuning_->stale()) {
+        const bool sparse = path == LinearPath::Sparse;
+        const auto entry = tuning_->lookup(sparse ? "cusparselt" : "cublaslt",
+                                           precision_name(precision_),
+                                           sparse ? pattern_.zeros_name() : "dense", n_gemm_,
+                                           k_gemm(path), m);
+        if (entry) algo = GemmAlgo::from_json(entry->algo);
+      }
+      use_algo(m, path, algo);
+    }
+  }
+}
+
 void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath path,
                                        cudaStream_t stream) {
   float* scales = precision_is_quantized(precision_) ? scale_x_.get() : nullptr;
@@ -143,14 +191,11 @@ void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath
 
 void SlideSparseLinear::run_gemm(std::int64_t m, LinearPath path, cudaStream_t stream) {
   const LinearPath resolved = resolve(m, path);
-  Gemm& gemm = resolved == LinearPath::Sparse ? *sparse_ : *dense_;
-  const void* input = resolved == LinearPath::Sparse ? q_sparse_.get() : q_dense_.get();
-  const GemmRequirements req = gemm_requirements(precision_, gemm.kind());
-  gemm.run(input, acc_.get(), round_up(m, req.m_multiple), stream);
+  gemm_for(resolved).run(gemm_input(resolved), acc_.get(), m_gemm(m, resolved), stream);
 }
 
 void SlideSparseLinear::dequantize(std::int64_t m, void* y, LinearPath path, cudaStream_t stream) {
-  const Gemm& gemm = resolve(m, path) == LinearPath::Sparse ? *sparse_ : *dense_;
+  const Gemm& gemm = gemm_for(resolve(m, path));
   const bool quantized = precision_is_quantized(precision_);
   dequantize_output(acc_.get(), gemm.output_type(), m, n_, n_gemm_,
                     quantized ? scale_x_.get() : nullptr, quantized ? scale_w_.get() : nullptr,

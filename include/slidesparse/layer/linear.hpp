@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "slidesparse/cuda/device.hpp"
 #include "slidesparse/gemm/gemm.hpp"
@@ -46,6 +47,17 @@ class SlideSparseLinear {
   void run_gemm(std::int64_t m, LinearPath path, cudaStream_t stream);
   void dequantize(std::int64_t m, void* y, LinearPath path, cudaStream_t stream);
 
+  // Times every algorithm the path's library offers for this M on the layer's own buffers
+  // (call quantize_input first), keeps the fastest for M, and returns all timings, fastest first.
+  std::vector<AlgoTiming> search(std::int64_t m, LinearPath path, const SearchOptions& options,
+                                 cudaStream_t stream);
+  // Uses `algo` for this M from now on (builds its plan now, not on the hot path).
+  void use_algo(std::int64_t m, LinearPath path, const GemmAlgo& algo);
+  // Applies the tuning database's algorithms for these M values (plans built now).
+  void prepare(const std::vector<std::int64_t>& ms);
+  // The M the GEMM runs with (padded to the library's multiple).
+  std::int64_t m_gemm(std::int64_t m, LinearPath path) const;
+
   // The path Auto takes for m: from the tuning database, sparse unless dense measured faster.
   LinearPath resolve(std::int64_t m, LinearPath path) const;
 
@@ -58,12 +70,14 @@ class SlideSparseLinear {
   std::int64_t n() const { return n_; }
   std::int64_t k() const { return k_; }
   std::int64_t k_gemm(LinearPath path) const;
+  std::int64_t n_gemm() const { return n_gemm_; }
   const Pattern& pattern() const { return pattern_; }
   Precision precision() const { return precision_; }
   // Device bytes the dense copy of the weights costs (kept for the dense fallback).
   std::uint64_t dense_weight_bytes() const { return dense_weight_bytes_; }
 
  private:
+  Gemm& gemm_for(LinearPath resolved) const;
   std::int64_t n_, k_, n_gemm_, k_gemm_sparse_, k_gemm_dense_, max_m_, m_gemm_cap_;
   Pattern pattern_;
   Precision precision_;

@@ -1,0 +1,355 @@
+// The kernel sweep behind `bench kernel` and `tune`: for every shape × dtype × pattern × M,
+// the searched sparse GEMM against the searched cuBLASLt dense GEMM on the same pruned
+// quantized weights, measured in the same run, plus the whole layer both ways.
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "bench_shapes.hpp"
+#include "gpu_common.hpp"
+#include "kernel_sweep.hpp"
+#include "slidesparse/cuda/check.hpp"
+#include "slidesparse/error.hpp"
+#include "slidesparse/layer/linear.hpp"
+#include "slidesparse/numeric.hpp"
+#include "slidesparse/pack.hpp"
+
+namespace slidesparse::cli {
+
+namespace {
+
+// One measured cell: a shape, dtype, pattern and M.
+struct Cell {
+  BenchShape shape;
+  Pattern pattern = Pattern::infinite();
+  std::int64_t m = 0;
+  std::string status = "passed";
+  std::string error;
+  double dense_gemm_us = NAN, sparse_gemm_us = NAN;
+  double dense_layer_us = NAN, sparse_layer_us = NAN;
+  double lift_us = NAN, lift_gbs = NAN;
+  std::string dense_algo, sparse_algo;
+  int sparse_candidates = 0, dense_candidates = 0;
+};
+
+const std::vector<std::string> kColumns = {
+    "model", "layer", "N", "K", "M", "dtype", "pattern", "pattern_paper", "gamma", "bound",
+    "dense_gemm_us", "sparse_gemm_us", "speedup_gemm", "efficiency_bound", "efficiency_vs_2_4",
+    "dense_layer_us", "sparse_layer_us", "speedup_layer", "layer_overhead", "quant_lift_us",
+    "quant_lift_GBps", "quant_lift_vs_copy", "copy_GBps", "dense_algo", "sparse_algo",
+    "dense_candidates", "sparse_candidates", "status", "error"};
+
+std::vector<float> random_matrix(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
+  std::vector<float> out(static_cast<std::size_t>(rows * cols));
+  std::uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (auto& v : out) {  // xorshift64*: cheap, and the values only need to be non-degenerate
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    const std::uint64_t r = s * 0x2545F4914F6CDD1Dull;
+    v = static_cast<float>(static_cast<double>(r >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+  }
+  return out;
+}
+
+std::string make_dir(const std::string& path) {
+  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+    throw IoError("cannot create directory " + path + ": " + std::strerror(errno));
+  return path;
+}
+
+std::string fmt_us(double us) { return std::isnan(us) ? "" : format_double(us, 2); }
+std::string fmt_ratio(double r) { return std::isnan(r) ? "" : format_double(r, 3); }
+
+std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24_sparse,
+                                  double copy_gbs) {
+  const double speedup = c.dense_gemm_us / c.sparse_gemm_us;
+  const double layer_speedup = c.dense_layer_us / c.sparse_layer_us;
+  const double gamma = c.pattern.gamma();
+  // Native 2:4 time scaled by γ is what a perfect slid kernel would take.
+  const double vs24 = t24_sparse * gamma / c.sparse_gemm_us;
+  return {c.shape.model,
+          c.shape.layer,
+          std::to_string(c.shape.n),
+          std::to_string(c.shape.k),
+          std::to_string(c.m),
+          precision_name(precision),
+          c.pattern.zeros_name(),
+          c.pattern.paper_name(),
+          format_double(gamma, 3),
+          format_double(c.pattern.speedup_bound(), 3),
+          fmt_us(c.dense_gemm_us),
+          fmt_us(c.sparse_gemm_us),
+          fmt_ratio(speedup),
+          fmt_ratio(speedup / c.pattern.speedup_bound()),
+          fmt_ratio(vs24),
+          fmt_us(c.dense_layer_us),
+          fmt_us(c.sparse_layer_us),
+          fmt_ratio(layer_speedup),
+          fmt_ratio(c.sparse_layer_us / c.sparse_gemm_us - 1.0),
+          fmt_us(c.lift_us),
+          format_double(c.lift_gbs, 1),
+          fmt_ratio(c.lift_gbs / copy_gbs),
+          format_double(copy_gbs, 1),
+          c.dense_algo,
+          c.sparse_algo,
+          std::to_string(c.dense_candidates),
+          std::to_string(c.sparse_candidates),
+          c.status,
+          c.error};
+}
+
+// The fastest working candidate, or throws with the first candidate's error.
+const AlgoTiming& best_of(const std::vector<AlgoTiming>& timings, const char* what) {
+  for (const auto& t : timings)
+    if (t.ok) return t;
+  throw DeviceError(std::string(what) + ": no algorithm ran" +
+                    (timings.empty() ? std::string() : ": " + timings.front().error));
+}
+
+int count_ok(const std::vector<AlgoTiming>& timings) {
+  int n = 0;
+  for (const auto& t : timings) n += t.ok ? 1 : 0;
+  return n;
+}
+
+void write_summary(const std::string& path, const std::vector<Cell>& cells, Precision precision,
+                   const DeviceInfo& device, double copy_gbs) {
+  std::string md = "# Kernel benchmark: " + std::string(precision_label(precision)) + " on " +
+                   device.name + "\n\n";
+  md += "GEMM speedup of each pattern over tuned cuBLASLt dense on the same pruned quantized "
+        "weights (same run); in brackets the whole layer (quantize(+lift) → GEMM → dequantize). "
+        "Device-to-device copy bandwidth in this run: " +
+        format_double(copy_gbs, 0) + " GB/s.\n\n";
+  std::vector<std::string> patterns;
+  for (const auto& c : cells)
+    if (std::find(patterns.begin(), patterns.end(), c.pattern.zeros_name()) == patterns.end())
+      patterns.push_back(c.pattern.zeros_name());
+  md += "| model | layer | N | K | M | dense µs |";
+  for (const auto& p : patterns) md += " " + Pattern::parse(p).display_name() + " |";
+  md += "\n|---|---|---|---|---|---|";
+  for (std::size_t i = 0; i < patterns.size(); ++i) md += "---|";
+  md += "\n";
+  std::map<std::tuple<std::string, std::string, std::int64_t>, std::vector<const Cell*>> rows;
+  std::vector<std::tuple<std::string, std::string, std::int64_t>> order;
+  for (const auto& c : cells) {
+    auto key = std::make_tuple(c.shape.model, c.shape.layer, c.m);
+    if (!rows.count(key)) order.push_back(key);
+    rows[key].push_back(&c);
+  }
+  for (const auto& key : order) {
+    const auto& group = rows[key];
+    const Cell& first = *group.front();
+    md += "| " + first.shape.model + " | " + first.shape.layer + " | " +
+          std::to_string(first.shape.n) + " | " + std::to_string(first.shape.k) + " | " +
+          std::to_string(first.m) + " | " + fmt_us(first.dense_gemm_us) + " |";
+    for (const auto& p : patterns) {
+      const Cell* c = nullptr;
+      for (const Cell* g : group)
+        if (g->pattern.zeros_name() == p) c = g;
+      if (!c) {
+        md += " |";
+      } else if (c->status != "passed") {
+        md += " " + c->status + " |";
+      } else {
+        md += " " + format_double(c->dense_gemm_us / c->sparse_gemm_us, 2) + "x (" +
+              format_double(c->dense_layer_us / c->sparse_layer_us, 2) + "x) |";
+      }
+    }
+    md += "\n";
+  }
+  std::vector<const Cell*> failed;
+  for (const auto& c : cells)
+    if (c.status == "failed") failed.push_back(&c);
+  if (!failed.empty()) {
+    md += "\n## Failed cells\n\n";
+    for (const Cell* c : failed)
+      md += "- " + c->shape.model + " " + c->shape.layer + " M=" + std::to_string(c->m) + " " +
+            c->pattern.zeros_name() + ": " + c->error + "\n";
+  }
+  write_file_atomic(path, md);
+}
+
+}  // namespace
+
+void run_kernel_sweep(const KernelSweepOptions& opt) {
+  std::string why;
+  if (!cuda_device_available(&why)) throw DeviceError("no CUDA device: " + why);
+  const DeviceInfo device = query_device();
+  std::vector<std::int64_t> ms = parse_int_list(opt.ms, "--M");
+  if (opt.large_m) {
+    ms.push_back(32768);
+    ms.push_back(65536);
+  }
+  const std::int64_t max_m = *std::max_element(ms.begin(), ms.end());
+  std::vector<Pattern> patterns;
+  for (const auto& p : split_list(opt.patterns)) patterns.push_back(Pattern::parse(p));
+  std::vector<Precision> precisions;
+  for (const auto& d : split_list(opt.dtypes)) precisions.push_back(parse_precision(d));
+  const auto shapes = bench_shapes(split_list(opt.models));
+  if (opt.reps < 3) throw InvalidArgument("--reps must be at least 3");
+
+  CudaStream stream;
+  const double copy_gbs = measure_copy_bandwidth_gbs(stream.get());
+  std::printf("device %s, copy bandwidth %.0f GB/s\n", device.name.c_str(), copy_gbs);
+  GemmContext ctx;
+  std::unique_ptr<TuningDb> tuning;
+  if (!opt.tuning.empty()) tuning = std::make_unique<TuningDb>(TuningDb::open_or_create(opt.tuning, current_tuning_key(device)));
+  SearchOptions search;
+  search.reps = std::max(5, opt.reps / 2);
+  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  make_dir(opt.out);
+
+  for (Precision precision : precisions) {
+    const std::string folder = make_dir(opt.out + "/" + result_folder_name(device, precision));
+    CsvTable table(folder + "/kernel_bench.csv", kColumns);
+    std::vector<Cell> cells;
+    const std::string unsupported = precision_unsupported_reason(device, precision);
+    const DType activation = precision == Precision::FP16 ? DType::F16 : DType::BF16;
+    auto emit = [&]() {
+      table = CsvTable(folder + "/kernel_bench.csv", kColumns);
+      for (const Cell& c : cells) {
+        double t24 = NAN;
+        for (const Cell& o : cells)
+          if (o.shape.model == c.shape.model && o.shape.layer == c.shape.layer && o.m == c.m &&
+              !o.pattern.is_infinite() && o.pattern.length() == 4)
+            t24 = o.sparse_gemm_us;
+        table.add_row(cell_row(c, precision, t24, copy_gbs));
+      }
+      table.save();
+      write_summary(folder + "/kernel_bench.md", cells, precision, device, copy_gbs);
+    };
+
+    for (const BenchShape& shape : shapes) {
+      const auto w = random_matrix(shape.n, shape.k, opt.seed + static_cast<std::uint64_t>(shape.n));
+      std::vector<std::uint16_t> x_host(static_cast<std::size_t>(max_m * shape.k));
+      {
+        const auto xf = random_matrix(max_m, shape.k, opt.seed + 7);
+        for (std::size_t i = 0; i < x_host.size(); ++i)
+          x_host[i] = activation == DType::F16 ? float_to_fp16(xf[i]) : float_to_bf16(xf[i]);
+      }
+      std::optional<DeviceBuffer<std::uint16_t>> x, y;
+      std::map<std::int64_t, GemmAlgo> dense_algo;  // searched once per M, reused per pattern
+      std::map<std::int64_t, int> dense_candidates;
+      std::map<std::int64_t, double> dense_search_us;
+      for (const Pattern& pattern : patterns) {
+        std::vector<Cell> pattern_cells;
+        for (std::int64_t m : ms) {
+          Cell c;
+          c.shape = shape;
+          c.pattern = pattern;
+          c.m = m;
+          if (!unsupported.empty()) {
+            c.status = "skipped";
+            c.error = unsupported;
+          }
+          pattern_cells.push_back(c);
+        }
+        if (unsupported.empty()) {
+          try {
+            if (!x) {
+              x.emplace(x_host.size());
+              x->upload(x_host.data(), x_host.size());
+              y.emplace(static_cast<std::size_t>(max_m * shape.n));
+            }
+            const std::string name = shape.model + "." + shape.layer;
+            const PackedLinear packed = pack_linear(w.data(), shape.n, shape.k, nullptr, precision,
+                                                    pattern, PruneMode::Magnitude, name, threads);
+            LinearOptions lo;
+            lo.activation = activation;
+            lo.max_m = max_m;
+            SlideSparseLinear layer(ctx, packed, lo);
+            for (Cell& c : pattern_cells) {
+              try {
+                const std::int64_t m = c.m;
+                const void* xp = x->get();
+                void* yp = y->get();
+                cudaStream_t s = stream.get();
+                // Sparse: search on the layer's own quantized lifted input.
+                layer.quantize_input(xp, m, LinearPath::Sparse, s);
+                const auto sparse = layer.search(m, LinearPath::Sparse, search, s);
+                const AlgoTiming& best_sparse = best_of(sparse, "cuSPARSELt");
+                c.sparse_algo = best_sparse.algo.to_json().dump();
+                c.sparse_candidates = count_ok(sparse);
+                c.sparse_gemm_us =
+                    opt.tune_only ? best_sparse.median_us
+                                  : time_median_us([&] { layer.run_gemm(m, LinearPath::Sparse, s); },
+                                                   s, 3, opt.reps);
+                // Dense: searched once per M, then timed on this pattern's pruned weights.
+                layer.quantize_input(xp, m, LinearPath::Dense, s);
+                if (!dense_algo.count(m)) {
+                  const auto dense = layer.search(m, LinearPath::Dense, search, s);
+                  const AlgoTiming& best_dense = best_of(dense, "cuBLASLt");
+                  dense_algo[m] = best_dense.algo;
+                  dense_search_us[m] = best_dense.median_us;
+                  dense_candidates[m] = count_ok(dense);
+                } else {
+                  layer.use_algo(m, LinearPath::Dense, dense_algo[m]);
+                }
+                c.dense_algo = dense_algo[m].to_json().dump();
+                c.dense_candidates = dense_candidates[m];
+                c.dense_gemm_us =
+                    opt.tune_only ? dense_search_us[m]
+                                  : time_median_us([&] { layer.run_gemm(m, LinearPath::Dense, s); },
+                                                   s, 3, opt.reps);
+                if (tuning) {
+                  tuning->put({"cusparselt", precision_name(precision), pattern.zeros_name(),
+                               layer.n_gemm(), layer.k_gemm(LinearPath::Sparse), m,
+                               best_sparse.algo.to_json(), c.sparse_gemm_us});
+                  tuning->put({"cublaslt", precision_name(precision), "dense", layer.n_gemm(),
+                               layer.k_gemm(LinearPath::Dense), m, dense_algo[m].to_json(),
+                               c.dense_gemm_us});
+                }
+                if (!opt.tune_only) {
+                  c.sparse_layer_us = time_median_us(
+                      [&] { layer.forward(xp, m, yp, s, LinearPath::Sparse); }, s, 3, opt.reps);
+                  c.dense_layer_us = time_median_us(
+                      [&] { layer.forward(xp, m, yp, s, LinearPath::Dense); }, s, 3, opt.reps);
+                  c.lift_us = time_median_us(
+                      [&] { layer.quantize_input(xp, m, LinearPath::Sparse, s); }, s, 3, opt.reps);
+                  const double bytes =
+                      static_cast<double>(m) *
+                      (static_cast<double>(shape.k) * 2.0 +
+                       static_cast<double>(layer.k_gemm(LinearPath::Sparse)) *
+                           static_cast<double>(dtype_size(precision_storage(precision))) + 4.0);
+                  c.lift_gbs = bytes / (c.lift_us * 1e3);
+                }
+              } catch (const std::exception& e) {
+                c.status = "failed";
+                c.error = e.what();
+                cudaGetLastError();  // a failed cell must not poison the next one
+              }
+              std::printf("%-12s %-8s %-6s %-5s M=%-6lld dense %9s us  sparse %9s us  %s\n",
+                          shape.model.c_str(), shape.layer.c_str(), precision_name(precision),
+                          pattern.zeros_name().c_str(), static_cast<long long>(c.m),
+                          fmt_us(c.dense_gemm_us).c_str(), fmt_us(c.sparse_gemm_us).c_str(),
+                          c.status == "passed" ? fmt_ratio(c.dense_gemm_us / c.sparse_gemm_us).c_str()
+                                               : c.error.c_str());
+              std::fflush(stdout);
+            }
+          } catch (const std::exception& e) {
+            for (Cell& c : pattern_cells) {
+              c.status = "failed";
+              c.error = e.what();
+            }
+            cudaGetLastError();
+            std::printf("%s %s %s: failed: %s\n", shape.model.c_str(), shape.layer.c_str(),
+                        pattern.zeros_name().c_str(), e.what());
+          }
+        }
+        cells.insert(cells.end(), pattern_cells.begin(), pattern_cells.end());
+        emit();
+      }
+    }
+    if (tuning) tuning->save(opt.tuning);
+    std::printf("wrote %s/kernel_bench.csv and kernel_bench.md\n", folder.c_str());
+  }
+}
+
+}  // namespace slidesparse::cli

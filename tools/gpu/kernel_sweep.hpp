@@ -1,0 +1,26 @@
+// The sweep over shapes × dtypes × patterns × M that `bench kernel` and `tune` run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace slidesparse::cli {
+
+struct KernelSweepOptions {
+  std::string models = "qwen2.5-7b";  // presets and/or "square"
+  std::string ms = "64,128,256,512,1024,2048,4096,8192,16384";
+  bool large_m = false;  // adds 32768 and 65536
+  std::string patterns = "2_4,2_6,2_8,2_10,2_12,2_14,2_16,2_inf";
+  std::string dtypes = "int8,fp8,bf16,fp16";
+  std::string out = "results";
+  std::string tuning;      // database to record the best algorithms into ("" = none)
+  bool tune_only = false;  // search and record only: no layer or quantize timings
+  int reps = 20;
+  std::uint64_t seed = 1;
+};
+
+// Writes <out>/<GPU folder>/kernel_bench.csv and kernel_bench.md per dtype (unless
+// tune_only) and updates the tuning database. A failing cell is recorded and the sweep goes on.
+void run_kernel_sweep(const KernelSweepOptions& options);
+
+}  // namespace slidesparse::cli
