@@ -344,7 +344,7 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
           }
         }
         cells.insert(cells.end(), pattern_cells.begin(), pattern_cells.end());
-        emit();
+        if (!opt.tune_only) emit();
       }
     }
     if (tuning) tuning->save(opt.tuning);
