@@ -1,5 +1,3 @@
-#include "slidesparse/lift.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "slidesparse/error.hpp"
+#include "slidesparse/lift.hpp"
 #include "slidesparse/prune.hpp"
 #include "slidesparse/quantize.hpp"
 #include "slidesparse/slide.hpp"
@@ -61,12 +60,14 @@ TEST(Lift, FollowsTheSourceColumnMap) {
     for (const std::int64_t k : ragged_ks(p)) {
       const std::int64_t k_slide = p.k_slide(k), k_out = k_slide + 13;
       std::vector<float> in(static_cast<std::size_t>(k));
-      for (std::int64_t i = 0; i < k; ++i) in[static_cast<std::size_t>(i)] = static_cast<float>(i + 1);
+      for (std::int64_t i = 0; i < k; ++i)
+        in[static_cast<std::size_t>(i)] = static_cast<float>(i + 1);
       std::vector<float> out(static_cast<std::size_t>(k_out), -7.0f);  // every slot must be written
       lift_row(DType::F32, in.data(), k, p, out.data(), k_out);
       for (std::int64_t s = 0; s < k_out; ++s) {
         const std::int64_t source = s < k_slide ? lift_source_column(s, p, k) : -1;
-        ASSERT_EQ(out[static_cast<std::size_t>(s)], source >= 0 ? static_cast<float>(source + 1) : 0.0f)
+        ASSERT_EQ(out[static_cast<std::size_t>(s)],
+                  source >= 0 ? static_cast<float>(source + 1) : 0.0f)
             << p.zeros_name() << " K=" << k << " s=" << s;
       }
 

@@ -17,12 +17,12 @@ using Byte = unsigned char;
 // pattern has groups of C = L columns and L/2-1 windows, 2_inf groups of 2 and 1 window
 // (the map of lift_source_column, without a division per element).
 template <std::size_t kWidth>
-void lift_windows(const Byte* in, std::int64_t k, std::int64_t groups, int group_cols,
-                  int windows, Byte* out) {
+void lift_windows(const Byte* in, std::int64_t k, std::int64_t groups, int group_cols, int windows,
+                  Byte* out) {
   std::int64_t s = 0;
   for (std::int64_t group = 0; group < groups; ++group) {
     for (int w = 0; w < windows; ++w) {
-      const std::int64_t first = group * group_cols + 2 * w;
+      const std::int64_t first = group * group_cols + 2 * std::int64_t{w};
       for (int j = 0; j < 4; ++j, ++s) {
         Byte* dst = out + s * std::int64_t{kWidth};
         if (first + j < k)
@@ -41,8 +41,8 @@ void lift_row(DType t, const void* in, std::int64_t k, const Pattern& p, void* o
   const std::int64_t k_slide = p.k_slide(k);
   SLIDESPARSE_REQUIRE(k_out >= k_slide, InvalidArgument,
                       "lift_row: output width " + std::to_string(k_out) +
-                          " is below K_slide = " + std::to_string(k_slide) + " for K = " +
-                          std::to_string(k) + " and pattern " + p.display_name());
+                          " is below K_slide = " + std::to_string(k_slide) +
+                          " for K = " + std::to_string(k) + " and pattern " + p.display_name());
   const std::int64_t groups = p.is_infinite() ? p.k_padded(k) / 2 : p.k_padded(k) / p.length();
   const int group_cols = p.is_infinite() ? 2 : p.length();
   const int windows = p.is_infinite() ? 1 : p.windows_per_group();
