@@ -217,9 +217,9 @@ StagingDirectory::StagingDirectory(std::string final_path, bool force)
   if (ec) throw IoError("cannot create directory " + parent + ": " + ec.message());
   staging_path_ = final_path_ + ".partial." + std::to_string(::getpid());
   fs::remove_all(staging_path_, ec);  // left by an earlier process that had our pid
+  cleanup_ = std::make_unique<io_detail::RemoveOnInterrupt>(staging_path_);  // before it exists
   if (::mkdir(staging_path_.c_str(), 0755) != 0)
     throw IoError(os_error("cannot create directory", staging_path_, errno));
-  cleanup_ = std::make_unique<io_detail::RemoveOnInterrupt>(staging_path_);
 }
 
 StagingDirectory::~StagingDirectory() {
