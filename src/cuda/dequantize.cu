@@ -41,13 +41,13 @@ using DequantizeKernel = void (*)(const void*, std::int64_t, std::int64_t, int, 
 // `vectorized`: acc and y rows are 16-byte aligned at every multiple of 8 columns.
 template <class Acc, class Out>
 __global__ void __launch_bounds__(kThreads)
-    dequantize_kernel(const void* __restrict__ acc_data, std::int64_t ld_acc, std::int64_t m,
-                      int n, const float* __restrict__ scale_x, const float* __restrict__ scale_w,
+    dequantize_kernel(const void* __restrict__ acc_data, std::int64_t ld_acc, std::int64_t m, int n,
+                      const float* __restrict__ scale_x, const float* __restrict__ scale_w,
                       const float* __restrict__ bias, void* __restrict__ y_data, std::int64_t ld_y,
                       bool vectorized) {
-  const int first_column =
-      (static_cast<int>(blockIdx.x) * static_cast<int>(blockDim.x) + static_cast<int>(threadIdx.x)) *
-      kColumnsPerThread;
+  const int first_column = (static_cast<int>(blockIdx.x) * static_cast<int>(blockDim.x) +
+                            static_cast<int>(threadIdx.x)) *
+                           kColumnsPerThread;
   if (first_column >= n) return;
   const int columns = min(kColumnsPerThread, n - first_column);
   const bool full_vector = vectorized && columns == kColumnsPerThread;
@@ -71,7 +71,8 @@ __global__ void __launch_bounds__(kThreads)
     std::uint16_t* y_row = y + row * ld_y + first_column;
     // y = fma(acc, scale_x · scale_w, bias), every step rounded as the reference rounds it.
     const auto epilogue = [&](Acc a, int j) {
-      return Out::narrow(__fmaf_rn(widen(a), __fmul_rn(row_scale, column_scale[j]), column_bias[j]));
+      return Out::narrow(
+          __fmaf_rn(widen(a), __fmul_rn(row_scale, column_scale[j]), column_bias[j]));
     };
     if (full_vector) {
       const uint4 low = __ldcs(reinterpret_cast<const uint4*>(acc_row));
@@ -118,19 +119,22 @@ void dequantize_output(const void* acc, DType acc_type, std::int64_t m, std::int
           std::string("y must be BF16 or F16, got ") + dtype_name(y_type));
   require(m >= 0 && n >= 0, "negative shape m=" + std::to_string(m) + " n=" + std::to_string(n));
   require(n < 0x7FFFFFFF - kColumnsPerThread, "n=" + std::to_string(n) + " exceeds 2^31 columns");
-  require(ld_acc >= n && ld_y >= n, "ld_acc=" + std::to_string(ld_acc) + " and ld_y=" +
-                                        std::to_string(ld_y) + " must be >= n=" + std::to_string(n));
+  require(ld_acc >= n && ld_y >= n, "ld_acc=" + std::to_string(ld_acc) +
+                                        " and ld_y=" + std::to_string(ld_y) +
+                                        " must be >= n=" + std::to_string(n));
   if (m == 0 || n == 0) return;
   require(acc != nullptr && y != nullptr, "null acc or y");
 
   const bool vectorized = aligned16(acc) && ld_acc % 4 == 0 && aligned16(y) && ld_y % 8 == 0;
   const std::int64_t thread_columns = (n + kColumnsPerThread - 1) / kColumnsPerThread;
   // Narrow outputs still fill the block: the spare threads take further rows.
-  const int block_x = static_cast<int>(std::min<std::int64_t>(kThreads, (thread_columns + 31) / 32 * 32));
+  const int block_x =
+      static_cast<int>(std::min<std::int64_t>(kThreads, (thread_columns + 31) / 32 * 32));
   const int block_y = kThreads / block_x;
   const dim3 block(static_cast<unsigned>(block_x), static_cast<unsigned>(block_y));
-  const dim3 grid(static_cast<unsigned>((thread_columns + block_x - 1) / block_x),
-                  static_cast<unsigned>(std::min<std::int64_t>(kMaxGridY, (m + block_y - 1) / block_y)));
+  const dim3 grid(
+      static_cast<unsigned>((thread_columns + block_x - 1) / block_x),
+      static_cast<unsigned>(std::min<std::int64_t>(kMaxGridY, (m + block_y - 1) / block_y)));
   const DequantizeKernel kernel =
       kDequantizeKernels[acc_type == DType::I32 ? 0 : 1][y_type == DType::BF16 ? 0 : 1];
   kernel<<<grid, block, 0, stream>>>(acc, ld_acc, m, static_cast<int>(n), scale_x, scale_w, bias, y,

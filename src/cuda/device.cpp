@@ -66,7 +66,8 @@ std::string gpu_short_name(const DeviceInfo& info) {
     }
   }
   const auto has_digit = [](const std::string& t) {
-    return std::any_of(t.begin(), t.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    return std::any_of(t.begin(), t.end(),
+                       [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
   };
   const auto is_vendor_word = [](const std::string& t) {
     return t == "NVIDIA" || t == "GeForce" || t == "Tesla" || t == "Quadro";
@@ -102,8 +103,8 @@ double measure_copy_bandwidth_gbs(cudaStream_t stream) {
   CudaEvent stop;
   for (int i = 0; i < kRepeats; ++i) {
     start.record(stream);
-    SLIDESPARSE_CHECK_CUDA(cudaMemcpyAsync(destination.get(), source.get(), kBytes,
-                                           cudaMemcpyDeviceToDevice, stream));
+    SLIDESPARSE_CHECK_CUDA(
+        cudaMemcpyAsync(destination.get(), source.get(), kBytes, cudaMemcpyDeviceToDevice, stream));
     stop.record(stream);
     times_ms.push_back(CudaEvent::elapsed_ms(start, stop));
   }
@@ -164,7 +165,9 @@ CudaEvent& CudaEvent::operator=(CudaEvent&& other) noexcept {
   return *this;
 }
 
-void CudaEvent::record(cudaStream_t stream) { SLIDESPARSE_CHECK_CUDA(cudaEventRecord(event_, stream)); }
+void CudaEvent::record(cudaStream_t stream) {
+  SLIDESPARSE_CHECK_CUDA(cudaEventRecord(event_, stream));
+}
 
 void CudaEvent::synchronize() const { SLIDESPARSE_CHECK_CUDA(cudaEventSynchronize(event_)); }
 

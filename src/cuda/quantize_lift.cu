@@ -74,7 +74,8 @@ struct WindowQuantizer<Precision::INT8> {
   using Window = std::uint32_t;
   static constexpr bool kScaled = true;
   static constexpr float kMax = 127.0f;
-  static __device__ __forceinline__ Window quantize(const float (&v)[4], const ExactDivisor& scale) {
+  static __device__ __forceinline__ Window quantize(const float (&v)[4],
+                                                    const ExactDivisor& scale) {
     Window out = 0;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -91,7 +92,8 @@ struct WindowQuantizer<Precision::FP8> {
   using Window = std::uint32_t;
   static constexpr bool kScaled = true;
   static constexpr float kMax = 448.0f;
-  static __device__ __forceinline__ Window quantize(const float (&v)[4], const ExactDivisor& scale) {
+  static __device__ __forceinline__ Window quantize(const float (&v)[4],
+                                                    const ExactDivisor& scale) {
     const float2 low = make_float2(exact_divide(v[0], scale), exact_divide(v[1], scale));
     const float2 high = make_float2(exact_divide(v[2], scale), exact_divide(v[3], scale));
     // .x lands in the low byte: element order is kept.
@@ -158,9 +160,8 @@ using QuantizeRowsKernel = void (*)(const std::uint16_t*, std::int64_t, int, int
 // otherwise pass 2 re-reads it from global memory (L1/L2).
 template <class In, Precision P, int kMap, bool kStaged>
 __global__ void __launch_bounds__(kMaxThreads)
-    quantize_rows_kernel(const std::uint16_t* __restrict__ x, std::int64_t ld_x, int k,
-                         int k_out, bool x_aligned, void* __restrict__ q,
-                         float* __restrict__ scales) {
+    quantize_rows_kernel(const std::uint16_t* __restrict__ x, std::int64_t ld_x, int k, int k_out,
+                         bool x_aligned, void* __restrict__ q, float* __restrict__ scales) {
   using Quantizer = WindowQuantizer<P>;
   using Window = typename Quantizer::Window;
   extern __shared__ uint4 staged_chunks[];
@@ -198,8 +199,8 @@ __global__ void __launch_bounds__(kMaxThreads)
     if constexpr (Quantizer::kScaled) absmax = fmaxf(absmax, fabsf(In::to_float(bits)));
   }
   if constexpr (kStaged) {
-    const int staged_end = (k + kElementsPerLoad - 1) / kElementsPerLoad * kElementsPerLoad +
-                           kStagedTailElements;
+    const int staged_end =
+        (k + kElementsPerLoad - 1) / kElementsPerLoad * kElementsPerLoad + kStagedTailElements;
     for (int col = k + thread; col < staged_end; col += threads) staged_row[col] = 0;
   }
 
@@ -224,7 +225,8 @@ __global__ void __launch_bounds__(kMaxThreads)
   const unsigned windows = static_cast<unsigned>(k_out) / 4u;
   const unsigned k_unsigned = static_cast<unsigned>(k);
   // Staged sources at or past k are clamped into the zero tail: loads need no predicate.
-  const unsigned zero_tail = (k_unsigned + kElementsPerLoad - 1) / kElementsPerLoad * kElementsPerLoad;
+  const unsigned zero_tail =
+      (k_unsigned + kElementsPerLoad - 1) / kElementsPerLoad * kElementsPerLoad;
   const std::uint32_t* staged_words = reinterpret_cast<const std::uint32_t*>(staged_chunks);
   Window* out = reinterpret_cast<Window*>(q) + row * (k_out / 4) + thread;
   for (unsigned t = thread; t < windows; t += threads, out += threads) {
@@ -288,9 +290,9 @@ int threads_for(std::int64_t k) {
 
 }  // namespace
 
-void quantize_rows(const char* caller, const void* x, DType x_type, std::int64_t m,
-                   std::int64_t k, std::int64_t ld_x, const ColumnMap& map, Precision p,
-                   void* q, std::int64_t k_out, float* scales, cudaStream_t stream) {
+void quantize_rows(const char* caller, const void* x, DType x_type, std::int64_t m, std::int64_t k,
+                   std::int64_t ld_x, const ColumnMap& map, Precision p, void* q,
+                   std::int64_t k_out, float* scales, cudaStream_t stream) {
   const auto require = [caller](bool ok, const std::string& message) {
     if (!ok) throw InvalidArgument(std::string(caller) + ": " + message);
   };
@@ -301,8 +303,8 @@ void quantize_rows(const char* caller, const void* x, DType x_type, std::int64_t
   require(ld_x >= k, "ld_x=" + std::to_string(ld_x) + " < k=" + std::to_string(k));
   const std::int64_t k_slide = map.is_identity ? k : map.pattern.k_slide(k);
   require(k_out >= k_slide && k_out % 16 == 0,
-          "k_out=" + std::to_string(k_out) + " must be a multiple of 16 and >= " +
-              std::to_string(k_slide) +
+          "k_out=" + std::to_string(k_out) +
+              " must be a multiple of 16 and >= " + std::to_string(k_slide) +
               (map.is_identity ? std::string(" (k)")
                                : " (k_slide of " + map.pattern.zeros_name() + ")"));
   require(k_out < kMaxColumns, "k_out=" + std::to_string(k_out) + " exceeds 2^30 columns");
@@ -312,7 +314,8 @@ void quantize_rows(const char* caller, const void* x, DType x_type, std::int64_t
   require(scales != nullptr || !precision_is_quantized(p),
           std::string("scales are required for ") + precision_name(p));
 
-  const bool x_aligned = reinterpret_cast<std::uintptr_t>(x) % 16 == 0 && ld_x % kElementsPerLoad == 0;
+  const bool x_aligned =
+      reinterpret_cast<std::uintptr_t>(x) % 16 == 0 && ld_x % kElementsPerLoad == 0;
   const std::int64_t staged_bytes =
       ((k + kElementsPerLoad - 1) / kElementsPerLoad * kElementsPerLoad + kStagedTailElements) *
       static_cast<std::int64_t>(sizeof(std::uint16_t));
@@ -322,8 +325,8 @@ void quantize_rows(const char* caller, const void* x, DType x_type, std::int64_t
                           [staged ? 1 : 0];
   const std::size_t smem_bytes = staged ? static_cast<std::size_t>(staged_bytes) : 0;
   if (smem_bytes > static_cast<std::size_t>(kDefaultDynamicSmemBytes))
-    SLIDESPARSE_CHECK_CUDA(cudaFuncSetAttribute(
-        kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
+    SLIDESPARSE_CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                static_cast<int>(smem_bytes)));
   kernel<<<static_cast<unsigned>(m), threads_for(k), smem_bytes, stream>>>(
       static_cast<const std::uint16_t*>(x), ld_x, static_cast<int>(k), static_cast<int>(k_out),
       x_aligned, q, scales);

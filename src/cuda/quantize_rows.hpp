@@ -21,8 +21,8 @@ struct ColumnMap {
 };
 
 // `caller` names the public function in error messages.
-void quantize_rows(const char* caller, const void* x, DType x_type, std::int64_t m,
-                   std::int64_t k, std::int64_t ld_x, const ColumnMap& map, Precision p,
-                   void* q, std::int64_t k_out, float* scales, cudaStream_t stream);
+void quantize_rows(const char* caller, const void* x, DType x_type, std::int64_t m, std::int64_t k,
+                   std::int64_t ld_x, const ColumnMap& map, Precision p, void* q,
+                   std::int64_t k_out, float* scales, cudaStream_t stream);
 
 }  // namespace slidesparse::detail

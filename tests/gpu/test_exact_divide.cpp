@@ -39,7 +39,8 @@ void check_domain(const Domain& domain, float quant_max, int absmax_stride) {
     if (std::isfinite(v)) xs.push_back(v);
   }
   std::vector<std::uint16_t> absmax_codes;
-  for (std::uint32_t b = 0; b < 0x8000u; b += absmax_stride) absmax_codes.push_back(static_cast<std::uint16_t>(b));
+  for (std::uint32_t b = 0; b < 0x8000u; b += absmax_stride)
+    absmax_codes.push_back(static_cast<std::uint16_t>(b));
   // Ends of the range: smallest values (clamped scale), largest finite values.
   for (std::uint16_t b : {1, 2, 3, 0x7B00, 0x7BFF, 0x7F7F, 0x7F7E}) absmax_codes.push_back(b);
 
@@ -55,9 +56,10 @@ void check_domain(const Domain& domain, float quant_max, int absmax_stride) {
       ++checked;
       const float expected = x / scale;
       const float got = exact_divide(x, divisor);
-      const bool same_codes = int8_code(got) == int8_code(expected) &&
-                              float_to_e4m3(got) == float_to_e4m3(expected);
-      const bool exact_where_it_matters = std::fabs(expected) < 0x1p-20f || bits(got) == bits(expected);
+      const bool same_codes =
+          int8_code(got) == int8_code(expected) && float_to_e4m3(got) == float_to_e4m3(expected);
+      const bool exact_where_it_matters =
+          std::fabs(expected) < 0x1p-20f || bits(got) == bits(expected);
       if ((!same_codes || !exact_where_it_matters || std::signbit(got) != std::signbit(expected)) &&
           ++failures <= 5)
         ADD_FAILURE() << domain.name << " x=" << std::hexfloat << x << " scale=" << scale

@@ -18,12 +18,12 @@ namespace slidesparse::detail {
 
 }  // namespace slidesparse::detail
 
-#define SLIDESPARSE_CHECK_CUDA(expr)                                                  \
-  do {                                                                                \
-    const cudaError_t slidesparse_cuda_status_ = (expr);                              \
-    if (slidesparse_cuda_status_ != cudaSuccess)                                      \
+#define SLIDESPARSE_CHECK_CUDA(expr)                                                     \
+  do {                                                                                   \
+    const cudaError_t slidesparse_cuda_status_ = (expr);                                 \
+    if (slidesparse_cuda_status_ != cudaSuccess)                                         \
       ::slidesparse::detail::throw_cuda_error(slidesparse_cuda_status_, #expr, __FILE__, \
-                                              __LINE__);                              \
+                                              __LINE__);                                 \
   } while (0)
 
 // After a <<<...>>> launch: a bad configuration is only reported here.

@@ -20,7 +20,7 @@ namespace slidesparse {
 // offsets) and any k; x needs no alignment (16-byte loads where x and ld_x allow them).
 // Asynchronous on `stream`; bit-exact with the CPU reference.
 void quantize_per_token(const void* x, DType x_type, std::int64_t m, std::int64_t k,
-                        std::int64_t ld_x, Precision p, void* q, std::int64_t k_out,
-                        float* scales, cudaStream_t stream);
+                        std::int64_t ld_x, Precision p, void* q, std::int64_t k_out, float* scales,
+                        cudaStream_t stream);
 
 }  // namespace slidesparse
