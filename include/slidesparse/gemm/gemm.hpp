@@ -84,7 +84,8 @@ struct SearchOptions {
 
 // Owns the library handles and one workspace shared by every Gemm made from it. The workspace
 // grows in prepare()/search(), never in run(); Gemms of one context must run on one stream at a
-// time (they share the workspace). Not thread-safe. Uses the CUDA device current at construction.
+// time (they share the workspace) and must not outlive it. Not thread-safe. Uses the CUDA device
+// current at construction.
 class GemmContext {
  public:
   static constexpr std::size_t kDefaultMaxWorkspaceBytes = std::size_t{32} << 20;  // Hopper advice
