@@ -208,13 +208,20 @@ class CublasLtGemm final : public Gemm {
         add(variant);
     }
     gemm_detail::DeviceAllocation* flush = options.flush_l2 ? ctx_.l2_flush() : nullptr;
+    gemm_detail::OutputSample reference(m, n_, output_type()), sample(m, n_, output_type());
+    try {
+      launch(*build_plan(m, GemmAlgo{}), x, acc, stream);
+      reference.capture(acc, stream);
+    } catch (const Error& e) {
+      timings.push_back({GemmAlgo{}, std::numeric_limits<double>::infinity(), false, e.what()});
+      return timings;
+    }
     for (const GemmAlgo& candidate : candidates) {
       AlgoTiming timing{candidate, std::numeric_limits<double>::infinity(), false, ""};
       try {
         const auto plan = build_plan(m, candidate);
-        timing.median_us = gemm_detail::time_median_us(
-            [&] { launch(*plan, x, acc, stream); }, stream, options, flush);
-        timing.ok = true;
+        gemm_detail::time_and_check(timing, [&] { launch(*plan, x, acc, stream); }, acc, stream,
+                                    options, flush, sample, reference);
       } catch (const Error& e) {
         timing.error = e.what();
       }

@@ -187,6 +187,17 @@ class CusparseLtGemm final : public Gemm {
     gemm_detail::check_search_options(options);
     gemm_detail::DeviceAllocation* flush = options.flush_l2 ? ctx_.l2_flush() : nullptr;
     std::vector<AlgoTiming> timings;
+    gemm_detail::OutputSample reference(m, n_, output_type()), sample(m, n_, output_type());
+    int max_id = -1;
+    try {
+      const auto probe = build_plan(m, GemmAlgo{});
+      max_id = probe->selection.max_algo_id(handle_);
+      launch(*probe, x, acc, m, stream);
+      reference.capture(acc, stream);
+    } catch (const Error& e) {
+      timings.push_back({GemmAlgo{}, std::numeric_limits<double>::infinity(), false, e.what()});
+      return timings;
+    }
     // Returns whether the candidate's plan could be built (it may still fail to run).
     const auto time_candidate = [&](const GemmAlgo& candidate) {
       AlgoTiming timing{candidate, std::numeric_limits<double>::infinity(), false, ""};
@@ -194,9 +205,8 @@ class CusparseLtGemm final : public Gemm {
       try {
         const auto plan = build_plan(m, candidate);
         built = true;
-        timing.median_us = gemm_detail::time_median_us(
-            [&] { launch(*plan, x, acc, m, stream); }, stream, options, flush);
-        timing.ok = true;
+        gemm_detail::time_and_check(timing, [&] { launch(*plan, x, acc, m, stream); }, acc,
+                                    stream, options, flush, sample, reference);
       } catch (const Error& e) {
         timing.error = e.what();
       }
@@ -204,13 +214,6 @@ class CusparseLtGemm final : public Gemm {
       return built;
     };
 
-    int max_id = -1;
-    try {
-      max_id = build_plan(m, GemmAlgo{})->selection.max_algo_id(handle_);
-    } catch (const Error& e) {
-      timings.push_back({GemmAlgo{}, std::numeric_limits<double>::infinity(), false, e.what()});
-      return timings;
-    }
     time_candidate(GemmAlgo{});  // the library's own choice, as a reference point
     // The documented id range is [0, CONFIG_MAX_ID]; an id the library rejects is recorded.
     for (int id = 0; id <= max_id; ++id) {
@@ -223,6 +226,13 @@ class CusparseLtGemm final : public Gemm {
           time_candidate(GemmAlgo{id, split, mode, -1, {}});
       }
     }
+    // Every candidate read the one compressed copy of W: it must still give the first answer.
+    launch(*build_plan(m, GemmAlgo{}), x, acc, m, stream);
+    sample.capture(acc, stream);
+    const std::string changed = sample.mismatch(reference);
+    if (!changed.empty())
+      throw DeviceError(label() + ": the compressed weights changed during the search (" +
+                        changed + ")");
     gemm_detail::sort_timings(timings);
     if (!timings.empty() && timings.front().ok) prepare(m, timings.front().algo);
     return timings;

@@ -2,12 +2,15 @@
 // device memory, candidate timing and library versions.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 #include "gemm_internal.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/gemm/check.hpp"
+#include "slidesparse/numeric.hpp"
 
 namespace slidesparse {
 
@@ -277,6 +280,80 @@ double time_median_us(const std::function<void()>& launch, cudaStream_t stream,
   std::sort(us.begin(), us.end());
   const std::size_t mid = us.size() / 2;
   return us.size() % 2 ? us[mid] : 0.5 * (us[mid - 1] + us[mid]);
+}
+
+// ---- comparing candidates ------------------------------------------------------------------
+
+OutputSample::OutputSample(std::int64_t m, std::int64_t n, DType type)
+    : n_(n), row_stride_(std::max<std::int64_t>(1, m / 256)), rows_((m + row_stride_ - 1) / row_stride_),
+      type_(type), bytes_(static_cast<std::size_t>(rows_ * n) * dtype_size(type)) {}
+
+void OutputSample::capture(const void* acc, cudaStream_t stream) {
+  const std::size_t row_bytes = static_cast<std::size_t>(n_) * dtype_size(type_);
+  SLIDESPARSE_CHECK_CUDA(cudaMemcpy2DAsync(bytes_.data(), row_bytes, acc,
+                                           row_bytes * static_cast<std::size_t>(row_stride_),
+                                           row_bytes, static_cast<std::size_t>(rows_),
+                                           cudaMemcpyDeviceToHost, stream));
+  SLIDESPARSE_CHECK_CUDA(cudaStreamSynchronize(stream));
+}
+
+namespace {
+double sample_value(const std::vector<unsigned char>& bytes, DType type, std::size_t i) {
+  switch (type) {
+    case DType::I32: {
+      std::int32_t v;
+      std::memcpy(&v, &bytes[4 * i], 4);
+      return v;
+    }
+    case DType::F32: {
+      float v;
+      std::memcpy(&v, &bytes[4 * i], 4);
+      return v;
+    }
+    case DType::BF16: {
+      std::uint16_t v;
+      std::memcpy(&v, &bytes[2 * i], 2);
+      return bf16_to_float(v);
+    }
+    case DType::F16: {
+      std::uint16_t v;
+      std::memcpy(&v, &bytes[2 * i], 2);
+      return fp16_to_float(v);
+    }
+    default:
+      throw InvalidArgument(std::string("no GEMM output of type ") + dtype_name(type));
+  }
+}
+}  // namespace
+
+std::string OutputSample::mismatch(const OutputSample& reference) const {
+  const std::size_t count = bytes_.size() / dtype_size(type_);
+  if (type_ == DType::I32) {
+    for (std::size_t i = 0; i < count; ++i)
+      if (sample_value(bytes_, type_, i) != sample_value(reference.bytes_, type_, i))
+        return "wrong result: row " + std::to_string(static_cast<std::int64_t>(i) / n_ * row_stride_) +
+               " col " + std::to_string(static_cast<std::int64_t>(i) % n_) + " differs from the library default's";
+    return "";
+  }
+  double diff2 = 0.0, ref2 = 0.0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const double got = sample_value(bytes_, type_, i), want = sample_value(reference.bytes_, type_, i);
+    diff2 += (got - want) * (got - want);
+    ref2 += want * want;
+  }
+  const double relative = std::sqrt(diff2 / std::max(ref2, 1e-300));
+  if (std::isfinite(relative) && relative <= 1e-2) return "";
+  return "wrong result: relative difference " + std::to_string(relative) +
+         " from the library default's output";
+}
+
+void time_and_check(AlgoTiming& timing, const std::function<void()>& launch, const void* acc,
+                    cudaStream_t stream, const SearchOptions& options, DeviceAllocation* l2_flush,
+                    OutputSample& sample, const OutputSample& reference) {
+  timing.median_us = time_median_us(launch, stream, options, l2_flush);
+  sample.capture(acc, stream);
+  timing.error = sample.mismatch(reference);
+  timing.ok = timing.error.empty();
 }
 
 // ---- checks shared by the backends -------------------------------------------------------

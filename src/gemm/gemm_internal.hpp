@@ -57,6 +57,29 @@ class CudaEvent {
 double time_median_us(const std::function<void()>& launch, cudaStream_t stream,
                       const SearchOptions& options, DeviceAllocation* l2_flush);
 
+// Up to 256 rows of an ACC [M, N], spread over M, copied to the host. A search compares every
+// candidate's rows with the library default's: an algorithm that computes something else (a
+// compressed-weight format it does not share, a broken split-K reduction) is rejected, not timed.
+class OutputSample {
+ public:
+  OutputSample(std::int64_t m, std::int64_t n, DType type);
+  void capture(const void* acc, cudaStream_t stream);  // synchronizes the stream
+  // "" when this sample matches `reference` (INT32 exactly, floats within 1e-2 relative L2,
+  // well above reordering noise and well below a wrong result), else what differs.
+  std::string mismatch(const OutputSample& reference) const;
+
+ private:
+  std::int64_t n_, row_stride_, rows_;
+  DType type_;
+  std::vector<unsigned char> bytes_;
+};
+
+// Times `launch` (which writes `acc`), then compares its output with `reference`: sets
+// timing.median_us and timing.ok, or timing.error for a wrong result. Device errors throw.
+void time_and_check(AlgoTiming& timing, const std::function<void()>& launch, const void* acc,
+                    cudaStream_t stream, const SearchOptions& options, DeviceAllocation* l2_flush,
+                    OutputSample& sample, const OutputSample& reference);
+
 std::int64_t round_up(std::int64_t value, std::int64_t multiple);
 
 // Shape checks shared by both backends (InvalidArgument naming the backend and the rule).

@@ -128,7 +128,9 @@ class Gemm {
   virtual void run(const void* x, void* acc, std::int64_t m, cudaStream_t stream) = 0;
   // Times every candidate on x/acc (cuSPARSELt: each algorithm id × split-K × split-K mode;
   // cuBLASLt: each heuristic result and its split-K variants), keeps the fastest for M
-  // (prepare) and returns all, fastest first, then the failed ones with their error.
+  // (prepare) and returns all, fastest first, then the failed ones with their error. A
+  // candidate whose output differs from the library default's counts as failed.
+  // x must hold real data (the outputs are compared); acc is overwritten.
   virtual std::vector<AlgoTiming> search(std::int64_t m, const void* x, void* acc,
                                          cudaStream_t stream, const SearchOptions& options) = 0;
 
