@@ -1,5 +1,3 @@
-#include "slidesparse/tuning_db.hpp"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include "slidesparse/error.hpp"
+#include "slidesparse/tuning_db.hpp"
 
 namespace slidesparse {
 namespace {
@@ -24,9 +23,9 @@ class TempDir {
   TempDir() {
     static int counter = 0;
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("slidesparse_tuning_" + std::string(info->name()) + "_" +
-                                         std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter++));
+    path_ =
+        fs::temp_directory_path() / ("slidesparse_tuning_" + std::string(info->name()) + "_" +
+                                     std::to_string(::getpid()) + "_" + std::to_string(counter++));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -37,7 +36,8 @@ class TempDir {
   std::string file(const std::string& name) const { return (path_ / name).string(); }
   std::vector<std::string> listing() const {
     std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path_)) names.push_back(e.path().filename().string());
+    for (const auto& e : fs::directory_iterator(path_))
+      names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
     return names;
   }
@@ -173,12 +173,12 @@ TEST(TuningDb, LookupTakesTheNearestBucketInLog2) {
   };
   EXPECT_EQ(bucket(1), 16);
   EXPECT_EQ(bucket(16), 16);
-  EXPECT_EQ(bucket(31), 16);     // log2 4.95: 0.95 from 16, 1.05 from 64
-  EXPECT_EQ(bucket(32), 64);     // exactly between 16 and 64: the larger wins
-  EXPECT_EQ(bucket(100), 64);    // 0.64 from 64, 1.36 from 256
-  EXPECT_EQ(bucket(128), 256);   // exactly between 64 and 256
-  EXPECT_EQ(bucket(1000), 256);  // 1.97 from 256, 2.03 from 4096
-  EXPECT_EQ(bucket(1024), 4096); // exactly between 256 and 4096
+  EXPECT_EQ(bucket(31), 16);      // log2 4.95: 0.95 from 16, 1.05 from 64
+  EXPECT_EQ(bucket(32), 64);      // exactly between 16 and 64: the larger wins
+  EXPECT_EQ(bucket(100), 64);     // 0.64 from 64, 1.36 from 256
+  EXPECT_EQ(bucket(128), 256);    // exactly between 64 and 256
+  EXPECT_EQ(bucket(1000), 256);   // 1.97 from 256, 2.03 from 4096
+  EXPECT_EQ(bucket(1024), 4096);  // exactly between 256 and 4096
   EXPECT_EQ(bucket(1 << 20), 4096);
   EXPECT_EQ(bucket(0), -1);
 }
@@ -220,8 +220,9 @@ TEST(TuningDb, AnotherGpusDatabaseIsReportedOnceAndIgnored) {
   std::ostringstream warnings;
   TuningDb loaded = TuningDb::load(path, h100_key(), warnings);
   EXPECT_TRUE(loaded.stale());
-  EXPECT_NE(loaded.stale_reason().find("gpu_name 'NVIDIA A100-SXM4-80GB' vs 'NVIDIA H100 80GB HBM3'"),
-            std::string::npos)
+  EXPECT_NE(
+      loaded.stale_reason().find("gpu_name 'NVIDIA A100-SXM4-80GB' vs 'NVIDIA H100 80GB HBM3'"),
+      std::string::npos)
       << loaded.stale_reason();
   EXPECT_NE(loaded.stale_reason().find("cc_major 8 vs 9"), std::string::npos);
   EXPECT_NE(loaded.stale_reason().find("cusparselt 602 vs 800"), std::string::npos);
@@ -229,8 +230,8 @@ TEST(TuningDb, AnotherGpusDatabaseIsReportedOnceAndIgnored) {
 
   const std::string text = warnings.str();
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
-  EXPECT_NE(text.find("tuning database " + path + " was made on " + a100.describe() +
-                      ", this is " + h100_key().describe()),
+  EXPECT_NE(text.find("tuning database " + path + " was made on " + a100.describe() + ", this is " +
+                      h100_key().describe()),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("ignored, re-run `slidesparse tune`"), std::string::npos) << text;

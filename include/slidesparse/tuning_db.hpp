@@ -38,9 +38,9 @@ struct TuningEntry {
   std::string pattern;    // "dense" for the dense baseline, else the zeros name ("2_8", "2_inf")
   std::int64_t n = 0;     // the GEMM's N and K as run (padded, and K lifted for sparse patterns)
   std::int64_t k = 0;
-  std::int64_t m = 0;     // the M bucket the time was measured at
-  nlohmann::json algo;    // GemmAlgo::to_json()
-  double time_us = 0.0;   // median of the chosen algorithm
+  std::int64_t m = 0;    // the M bucket the time was measured at
+  nlohmann::json algo;   // GemmAlgo::to_json()
+  double time_us = 0.0;  // median of the chosen algorithm
 };
 
 class TuningDb {
@@ -53,8 +53,7 @@ class TuningDb {
   // Reads `path`. IoError if it cannot be read, FormatError naming the file when it is not a
   // tuning database of this format version. When its key differs from `current` the database
   // is stale: one warning goes to `warnings` and every lookup finds nothing.
-  static TuningDb load(const std::string& path, const TuningKey& current,
-                       std::ostream& warnings);
+  static TuningDb load(const std::string& path, const TuningKey& current, std::ostream& warnings);
   static TuningDb load(const std::string& path, const TuningKey& current);  // warns on stderr
   // For the tuner: loads `path` if it exists and matches `current`; a missing file gives an
   // empty database, a stale one an empty database for `current` (after one warning: its

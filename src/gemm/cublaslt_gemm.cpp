@@ -27,10 +27,14 @@ struct LtTypes {
 
 LtTypes lt_types(Precision precision) {
   switch (precision) {
-    case Precision::INT8: return {CUBLAS_COMPUTE_32I, CUDA_R_32I, CUDA_R_8I, CUDA_R_32I};
-    case Precision::FP8: return {CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_8F_E4M3, CUDA_R_32F};
-    case Precision::BF16: return {CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_32F};
-    case Precision::FP16: return {CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16F, CUDA_R_32F};
+    case Precision::INT8:
+      return {CUBLAS_COMPUTE_32I, CUDA_R_32I, CUDA_R_8I, CUDA_R_32I};
+    case Precision::FP8:
+      return {CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_8F_E4M3, CUDA_R_32F};
+    case Precision::BF16:
+      return {CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16BF, CUDA_R_32F};
+    case Precision::FP16:
+      return {CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_16F, CUDA_R_32F};
   }
   throw InvalidArgument("unknown precision");
 }
@@ -42,8 +46,8 @@ class LtMatmulDesc {
     const std::int32_t transpose = CUBLAS_OP_T, keep = CUBLAS_OP_N;
     SLIDESPARSE_CHECK_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA,
                                                             &transpose, sizeof transpose));
-    SLIDESPARSE_CHECK_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB,
-                                                            &keep, sizeof keep));
+    SLIDESPARSE_CHECK_CUBLAS(
+        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof keep));
   }
   ~LtMatmulDesc() { cublasLtMatmulDescDestroy(desc_); }
   LtMatmulDesc(const LtMatmulDesc&) = delete;
@@ -58,9 +62,8 @@ class LtMatmulDesc {
 class LtLayout {
  public:
   LtLayout(cudaDataType_t type, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
-    SLIDESPARSE_CHECK_CUBLAS(cublasLtMatrixLayoutCreate(&layout_, type,
-                                                        static_cast<std::uint64_t>(rows),
-                                                        static_cast<std::uint64_t>(cols), ld));
+    SLIDESPARSE_CHECK_CUBLAS(cublasLtMatrixLayoutCreate(
+        &layout_, type, static_cast<std::uint64_t>(rows), static_cast<std::uint64_t>(cols), ld));
   }
   ~LtLayout() { cublasLtMatrixLayoutDestroy(layout_); }
   LtLayout(const LtLayout&) = delete;
@@ -119,7 +122,8 @@ T algo_config(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttribut
 template <typename T>
 void set_algo_config(cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attribute,
                      T value) {
-  SLIDESPARSE_CHECK_CUBLAS(cublasLtMatmulAlgoConfigSetAttribute(&algo, attribute, &value, sizeof value));
+  SLIDESPARSE_CHECK_CUBLAS(
+      cublasLtMatmulAlgoConfigSetAttribute(&algo, attribute, &value, sizeof value));
 }
 
 // The GemmAlgo record of a cuBLASLt algorithm: its readable knobs plus the whole struct.
@@ -220,8 +224,9 @@ class CublasLtGemm final : public Gemm {
       AlgoTiming timing{candidate, std::numeric_limits<double>::infinity(), false, ""};
       try {
         const auto plan = build_plan(m, candidate);
-        gemm_detail::time_and_check(timing, [&] { launch(*plan, x, acc, stream); }, acc, stream,
-                                    options, flush, sample, reference);
+        gemm_detail::time_and_check(
+            timing, [&] { launch(*plan, x, acc, stream); }, acc, stream, options, flush, sample,
+            reference);
       } catch (const Error& e) {
         timing.error = e.what();
       }
@@ -244,7 +249,7 @@ class CublasLtGemm final : public Gemm {
   std::string label() const { return gemm_detail::gemm_label(kind(), precision_, n_, k_); }
 
   std::vector<cublasLtMatmulHeuristicResult_t> heuristic(const LtPlan& shape, std::int64_t m,
-                                                        int count) const {
+                                                         int count) const {
     const LtPreference preference(ctx_.max_workspace);
     std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<std::size_t>(count));
     int returned = 0;
@@ -256,8 +261,8 @@ class CublasLtGemm final : public Gemm {
     for (const auto& r : results)
       if (r.state == CUBLAS_STATUS_SUCCESS) usable.push_back(r);
     if (usable.empty())
-      throw DeviceError(label() + ": cuBLASLt heuristic found no algorithm for M=" +
-                        std::to_string(m));
+      throw DeviceError(label() +
+                        ": cuBLASLt heuristic found no algorithm for M=" + std::to_string(m));
     return usable;
   }
 
@@ -269,7 +274,8 @@ class CublasLtGemm final : public Gemm {
     std::uint32_t schemes = 0;
     std::size_t written = 0;
     if (cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &split_support,
-                                          sizeof split_support, &written) != CUBLAS_STATUS_SUCCESS ||
+                                          sizeof split_support,
+                                          &written) != CUBLAS_STATUS_SUCCESS ||
         cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes,
                                           sizeof schemes, &written) != CUBLAS_STATUS_SUCCESS ||
         split_support == 0)
@@ -303,16 +309,15 @@ class CublasLtGemm final : public Gemm {
       const int rank = std::max(algo.heuristic_index, 0);
       const auto results = heuristic(*plan, m, rank + 1);
       if (static_cast<std::size_t>(rank) >= results.size())
-        throw DeviceError(label() + ": cuBLASLt heuristic has no result #" +
-                          std::to_string(rank) + " for M=" + std::to_string(m));
+        throw DeviceError(label() + ": cuBLASLt heuristic has no result #" + std::to_string(rank) +
+                          " for M=" + std::to_string(m));
       plan->algo = results[static_cast<std::size_t>(rank)].algo;
       if (algo.algo_id >= 0 && algo.split_k > 1)
         apply_split_k(plan->algo, algo.split_k, algo.split_k_mode);
     } else {
       SLIDESPARSE_CHECK_CUBLAS(cublasLtMatmulAlgoInit(ctx_.cublaslt, types_.compute, types_.scale,
-                                                      types_.operand, types_.operand,
-                                                      types_.output, types_.output, algo.algo_id,
-                                                      &plan->algo));
+                                                      types_.operand, types_.operand, types_.output,
+                                                      types_.output, algo.algo_id, &plan->algo));
       if (algo.split_k > 1) apply_split_k(plan->algo, algo.split_k, algo.split_k_mode);
     }
     cublasLtMatmulHeuristicResult_t check{};
@@ -320,9 +325,8 @@ class CublasLtGemm final : public Gemm {
         cublasLtMatmulAlgoCheck(ctx_.cublaslt, desc_.get(), w_layout_.get(), plan->x.get(),
                                 plan->acc.get(), plan->acc.get(), &plan->algo, &check);
     if (status != CUBLAS_STATUS_SUCCESS)
-      throw DeviceError(label() + ": cuBLASLt algorithm (" + algo.describe() +
-                        ") cannot run M=" + std::to_string(m) + ": " +
-                        detail::cublas_status_text(status));
+      throw DeviceError(label() + ": cuBLASLt algorithm (" + algo.describe() + ") cannot run M=" +
+                        std::to_string(m) + ": " + detail::cublas_status_text(status));
     plan->workspace_bytes = check.workspaceSize;
     ctx_.reserve_workspace(plan->workspace_bytes);
     plan->choice = algo;

@@ -26,10 +26,14 @@ struct SpTypes {
 
 SpTypes sp_types(Precision precision) {
   switch (precision) {
-    case Precision::INT8: return {CUDA_R_8I, CUDA_R_32I, CUSPARSE_COMPUTE_32I};
-    case Precision::FP8: return {CUDA_R_8F_E4M3, CUDA_R_32F, CUSPARSE_COMPUTE_32F};
-    case Precision::BF16: return {CUDA_R_16BF, CUDA_R_16BF, CUSPARSE_COMPUTE_32F};
-    case Precision::FP16: return {CUDA_R_16F, CUDA_R_16F, CUSPARSE_COMPUTE_32F};
+    case Precision::INT8:
+      return {CUDA_R_8I, CUDA_R_32I, CUSPARSE_COMPUTE_32I};
+    case Precision::FP8:
+      return {CUDA_R_8F_E4M3, CUDA_R_32F, CUSPARSE_COMPUTE_32F};
+    case Precision::BF16:
+      return {CUDA_R_16BF, CUDA_R_16BF, CUSPARSE_COMPUTE_32F};
+    case Precision::FP16:
+      return {CUDA_R_16F, CUDA_R_16F, CUSPARSE_COMPUTE_32F};
   }
   throw InvalidArgument("unknown precision");
 }
@@ -54,9 +58,9 @@ class SpMatDescriptor {
   }
   void init_structured(const cusparseLtHandle_t* handle, std::int64_t rows, std::int64_t cols,
                        cudaDataType_t type) {
-    SLIDESPARSE_CHECK_CUSPARSELT(cusparseLtStructuredDescriptorInit(
-        handle, &desc_, rows, cols, rows, kAlignmentBytes, type, CUSPARSE_ORDER_COL,
-        CUSPARSELT_SPARSITY_50_PERCENT));
+    SLIDESPARSE_CHECK_CUSPARSELT(
+        cusparseLtStructuredDescriptorInit(handle, &desc_, rows, cols, rows, kAlignmentBytes, type,
+                                           CUSPARSE_ORDER_COL, CUSPARSELT_SPARSITY_50_PERCENT));
     live_ = true;
   }
   const cusparseLtMatDescriptor_t* get() const { return &desc_; }
@@ -76,8 +80,8 @@ class SpAlgSelection {
   SpAlgSelection& operator=(const SpAlgSelection&) = delete;
 
   void init(const cusparseLtHandle_t* handle, const cusparseLtMatmulDescriptor_t* matmul) {
-    SLIDESPARSE_CHECK_CUSPARSELT(cusparseLtMatmulAlgSelectionInit(
-        handle, &selection_, matmul, CUSPARSELT_MATMUL_ALG_DEFAULT));
+    SLIDESPARSE_CHECK_CUSPARSELT(cusparseLtMatmulAlgSelectionInit(handle, &selection_, matmul,
+                                                                  CUSPARSELT_MATMUL_ALG_DEFAULT));
     live_ = true;
   }
   template <typename T>
@@ -146,14 +150,15 @@ class CusparseLtGemm final : public Gemm {
     weight_.init_structured(handle_, k, n, types_.operand);
     check_two_to_four(w_device);
     std::size_t compressed_bytes = 0, buffer_bytes = 0;
-    SLIDESPARSE_CHECK_CUSPARSELT(cusparseLtSpMMACompressedSize2(handle_, weight_.get(),
-                                                                &compressed_bytes, &buffer_bytes));
+    SLIDESPARSE_CHECK_CUSPARSELT(
+        cusparseLtSpMMACompressedSize2(handle_, weight_.get(), &compressed_bytes, &buffer_bytes));
     compressed_ = DeviceAllocation(compressed_bytes);
     const DeviceAllocation buffer(buffer_bytes);
-    SLIDESPARSE_CHECK_CUSPARSELT(cusparseLtSpMMACompress2(handle_, weight_.get(), 1,
-                                                          CUSPARSE_OPERATION_TRANSPOSE, w_device,
-                                                          compressed_.get(), buffer.get(), nullptr));
-    SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());  // before the buffer goes, and w_device with it
+    SLIDESPARSE_CHECK_CUSPARSELT(
+        cusparseLtSpMMACompress2(handle_, weight_.get(), 1, CUSPARSE_OPERATION_TRANSPOSE, w_device,
+                                 compressed_.get(), buffer.get(), nullptr));
+    SLIDESPARSE_CHECK_CUDA(
+        cudaDeviceSynchronize());  // before the buffer goes, and w_device with it
   }
 
   GemmBackendKind kind() const override { return GemmBackendKind::CusparseLt; }
@@ -205,8 +210,9 @@ class CusparseLtGemm final : public Gemm {
       try {
         const auto plan = build_plan(m, candidate);
         built = true;
-        gemm_detail::time_and_check(timing, [&] { launch(*plan, x, acc, m, stream); }, acc,
-                                    stream, options, flush, sample, reference);
+        gemm_detail::time_and_check(
+            timing, [&] { launch(*plan, x, acc, m, stream); }, acc, stream, options, flush, sample,
+            reference);
       } catch (const Error& e) {
         timing.error = e.what();
       }
@@ -231,8 +237,8 @@ class CusparseLtGemm final : public Gemm {
     sample.capture(acc, stream);
     const std::string changed = sample.mismatch(reference);
     if (!changed.empty())
-      throw DeviceError(label() + ": the compressed weights changed during the search (" +
-                        changed + ")");
+      throw DeviceError(label() + ": the compressed weights changed during the search (" + changed +
+                        ")");
     gemm_detail::sort_timings(timings);
     if (!timings.empty() && timings.front().ok) prepare(m, timings.front().algo);
     return timings;
@@ -252,11 +258,12 @@ class CusparseLtGemm final : public Gemm {
   // A window of 4 along K with 3 or 4 non-zeros would be compressed silently into wrong values.
   void check_two_to_four(const void* w_device) const {
     const DeviceAllocation valid(sizeof(int));
-    SLIDESPARSE_CHECK_CUSPARSELT(cusparseLtSpMMAPruneCheck2(
-        handle_, weight_.get(), 1, CUSPARSE_OPERATION_TRANSPOSE, w_device,
-        static_cast<int*>(valid.get()), nullptr));
+    SLIDESPARSE_CHECK_CUSPARSELT(
+        cusparseLtSpMMAPruneCheck2(handle_, weight_.get(), 1, CUSPARSE_OPERATION_TRANSPOSE,
+                                   w_device, static_cast<int*>(valid.get()), nullptr));
     int invalid = 1;
-    SLIDESPARSE_CHECK_CUDA(cudaMemcpy(&invalid, valid.get(), sizeof invalid, cudaMemcpyDeviceToHost));
+    SLIDESPARSE_CHECK_CUDA(
+        cudaMemcpy(&invalid, valid.get(), sizeof invalid, cudaMemcpyDeviceToHost));
     if (invalid != 0)
       throw InvalidArgument(label() +
                             ": the weights are not 2:4 along K (a group of 4 holds more than 2 "
@@ -285,8 +292,8 @@ class CusparseLtGemm final : public Gemm {
         cusparseLtMatmulGetWorkspace(handle_, plan->plan.get(), &plan->workspace_bytes));
     ctx_.reserve_workspace(plan->workspace_bytes);
     if (plan->m_gemm != m) {
-      gemm_detail::ensure_capacity(
-          x_stage_, static_cast<std::size_t>(plan->m_gemm * k_) * dtype_size(precision_storage(precision_)));
+      gemm_detail::ensure_capacity(x_stage_, static_cast<std::size_t>(plan->m_gemm * k_) *
+                                                 dtype_size(precision_storage(precision_)));
       gemm_detail::ensure_capacity(
           acc_stage_, static_cast<std::size_t>(plan->m_gemm * n_) * dtype_size(output_type()));
     }
@@ -310,9 +317,9 @@ class CusparseLtGemm final : public Gemm {
     void* d = staged ? acc_stage_.get() : acc;
     const float alpha = 1.0f, beta = 0.0f;
     cudaStream_t streams[] = {stream};
-    SLIDESPARSE_CHECK_CUSPARSELT(cusparseLtMatmul(
-        handle_, plan.plan.get(), &alpha, compressed_.get(), b, &beta, d, d,
-        plan.workspace_bytes ? ctx_.workspace.get() : nullptr, streams, 1));
+    SLIDESPARSE_CHECK_CUSPARSELT(
+        cusparseLtMatmul(handle_, plan.plan.get(), &alpha, compressed_.get(), b, &beta, d, d,
+                         plan.workspace_bytes ? ctx_.workspace.get() : nullptr, streams, 1));
     if (staged)
       SLIDESPARSE_CHECK_CUDA(
           cudaMemcpyAsync(acc, acc_stage_.get(), acc_bytes, cudaMemcpyDeviceToDevice, stream));

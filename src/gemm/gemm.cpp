@@ -165,8 +165,10 @@ std::int64_t gemm_device_allocations() { return g_device_allocations.load(); }
 
 GemmContext::Impl::Impl(std::size_t max_workspace_bytes) : max_workspace(max_workspace_bytes) {
   SLIDESPARSE_CHECK_CUDA(cudaGetDevice(&device));
-  SLIDESPARSE_CHECK_CUDA(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, device));
-  SLIDESPARSE_CHECK_CUDA(cudaDeviceGetAttribute(&cc_minor, cudaDevAttrComputeCapabilityMinor, device));
+  SLIDESPARSE_CHECK_CUDA(
+      cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, device));
+  SLIDESPARSE_CHECK_CUDA(
+      cudaDeviceGetAttribute(&cc_minor, cudaDevAttrComputeCapabilityMinor, device));
   int l2 = 0;
   SLIDESPARSE_CHECK_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
   l2_bytes = static_cast<std::size_t>(l2);
@@ -263,8 +265,8 @@ double time_median_us(const std::function<void()>& launch, cudaStream_t stream,
   std::vector<CudaEvent> stops(static_cast<std::size_t>(options.reps));
   for (std::size_t i = 0; i < starts.size(); ++i) {
     if (l2_flush && l2_flush->bytes() > 0)
-      SLIDESPARSE_CHECK_CUDA(cudaMemsetAsync(l2_flush->get(), static_cast<int>(i & 0xff),
-                                             l2_flush->bytes(), stream));
+      SLIDESPARSE_CHECK_CUDA(
+          cudaMemsetAsync(l2_flush->get(), static_cast<int>(i & 0xff), l2_flush->bytes(), stream));
     SLIDESPARSE_CHECK_CUDA(cudaEventRecord(starts[i].get(), stream));
     launch();
     SLIDESPARSE_CHECK_CUDA(cudaEventRecord(stops[i].get(), stream));
@@ -285,15 +287,17 @@ double time_median_us(const std::function<void()>& launch, cudaStream_t stream,
 // ---- comparing candidates ------------------------------------------------------------------
 
 OutputSample::OutputSample(std::int64_t m, std::int64_t n, DType type)
-    : n_(n), row_stride_(std::max<std::int64_t>(1, m / 256)), rows_((m + row_stride_ - 1) / row_stride_),
-      type_(type), bytes_(static_cast<std::size_t>(rows_ * n) * dtype_size(type)) {}
+    : n_(n),
+      row_stride_(std::max<std::int64_t>(1, m / 256)),
+      rows_((m + row_stride_ - 1) / row_stride_),
+      type_(type),
+      bytes_(static_cast<std::size_t>(rows_ * n) * dtype_size(type)) {}
 
 void OutputSample::capture(const void* acc, cudaStream_t stream) {
   const std::size_t row_bytes = static_cast<std::size_t>(n_) * dtype_size(type_);
-  SLIDESPARSE_CHECK_CUDA(cudaMemcpy2DAsync(bytes_.data(), row_bytes, acc,
-                                           row_bytes * static_cast<std::size_t>(row_stride_),
-                                           row_bytes, static_cast<std::size_t>(rows_),
-                                           cudaMemcpyDeviceToHost, stream));
+  SLIDESPARSE_CHECK_CUDA(cudaMemcpy2DAsync(
+      bytes_.data(), row_bytes, acc, row_bytes * static_cast<std::size_t>(row_stride_), row_bytes,
+      static_cast<std::size_t>(rows_), cudaMemcpyDeviceToHost, stream));
   SLIDESPARSE_CHECK_CUDA(cudaStreamSynchronize(stream));
 }
 
@@ -331,13 +335,16 @@ std::string OutputSample::mismatch(const OutputSample& reference) const {
   if (type_ == DType::I32) {
     for (std::size_t i = 0; i < count; ++i)
       if (sample_value(bytes_, type_, i) != sample_value(reference.bytes_, type_, i))
-        return "wrong result: row " + std::to_string(static_cast<std::int64_t>(i) / n_ * row_stride_) +
-               " col " + std::to_string(static_cast<std::int64_t>(i) % n_) + " differs from the library default's";
+        return "wrong result: row " +
+               std::to_string(static_cast<std::int64_t>(i) / n_ * row_stride_) + " col " +
+               std::to_string(static_cast<std::int64_t>(i) % n_) +
+               " differs from the library default's";
     return "";
   }
   double diff2 = 0.0, ref2 = 0.0;
   for (std::size_t i = 0; i < count; ++i) {
-    const double got = sample_value(bytes_, type_, i), want = sample_value(reference.bytes_, type_, i);
+    const double got = sample_value(bytes_, type_, i),
+                 want = sample_value(reference.bytes_, type_, i);
     diff2 += (got - want) * (got - want);
     ref2 += want * want;
   }
@@ -372,8 +379,8 @@ void check_construction(const GemmContext& ctx, GemmBackendKind kind, Precision 
   const GemmRequirements req = gemm_requirements(precision, kind);
   const std::string label = gemm_label(kind, precision, n, k);
   const int cc = ctx.cc_major() * 10 + ctx.cc_minor();
-  const std::string gpu = "this GPU is cc " + std::to_string(ctx.cc_major()) + "." +
-                          std::to_string(ctx.cc_minor());
+  const std::string gpu =
+      "this GPU is cc " + std::to_string(ctx.cc_major()) + "." + std::to_string(ctx.cc_minor());
   // cuSPARSELt runs on cc 8.0 and newer; FP8 kernels (both libraries) need 8.9 or newer.
   if (kind == GemmBackendKind::CusparseLt && cc < 80)
     throw InvalidArgument(label + ": cuSPARSELt needs compute capability 8.0 or newer, " + gpu);
@@ -391,9 +398,11 @@ void check_construction(const GemmContext& ctx, GemmBackendKind kind, Precision 
 
 void check_run_arguments(GemmBackendKind kind, const void* x, const void* acc, std::int64_t m) {
   if (m <= 0)
-    throw InvalidArgument(std::string(backend_name(kind)) + " GEMM called with M = " +
-                          std::to_string(m));
-  const auto misaligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 != 0; };
+    throw InvalidArgument(std::string(backend_name(kind)) +
+                          " GEMM called with M = " + std::to_string(m));
+  const auto misaligned = [](const void* p) {
+    return reinterpret_cast<std::uintptr_t>(p) % 16 != 0;
+  };
   if (!x || !acc || misaligned(x) || misaligned(acc))
     throw InvalidArgument(std::string(backend_name(kind)) +
                           " GEMM needs non-null, 16-byte aligned X and ACC device pointers");

@@ -65,8 +65,8 @@ int small_integer(const FieldReader& r, const nlohmann::json& object, const char
 }
 
 nlohmann::json key_to_json(const TuningKey& key) {
-  return {{"gpu_name", key.gpu_name}, {"cc_major", key.cc_major},
-          {"cc_minor", key.cc_minor}, {"driver", key.driver},
+  return {{"gpu_name", key.gpu_name},         {"cc_major", key.cc_major},
+          {"cc_minor", key.cc_minor},         {"driver", key.driver},
           {"cuda_runtime", key.cuda_runtime}, {"cublaslt", key.cublaslt},
           {"cusparselt", key.cusparselt}};
 }
@@ -85,9 +85,14 @@ TuningKey key_from_json(const std::string& path, const nlohmann::json& j) {
 }
 
 nlohmann::json entry_to_json(const TuningEntry& e) {
-  return {{"backend", e.backend}, {"precision", e.precision}, {"pattern", e.pattern},
-          {"n", e.n},             {"k", e.k},                 {"m", e.m},
-          {"algo", e.algo},       {"time_us", e.time_us}};
+  return {{"backend", e.backend},
+          {"precision", e.precision},
+          {"pattern", e.pattern},
+          {"n", e.n},
+          {"k", e.k},
+          {"m", e.m},
+          {"algo", e.algo},
+          {"time_us", e.time_us}};
 }
 
 TuningEntry entry_from_json(const std::string& path, const nlohmann::json& j, std::size_t index) {
@@ -173,8 +178,7 @@ std::string TuningKey::describe() const {
 
 TuningDb::TuningDb(TuningKey key) : key_(std::move(key)) {}
 
-TuningDb TuningDb::load(const std::string& path, const TuningKey& current,
-                        std::ostream& warnings) {
+TuningDb TuningDb::load(const std::string& path, const TuningKey& current, std::ostream& warnings) {
   nlohmann::json root;
   try {
     root = nlohmann::json::parse(read_file(path));
@@ -186,9 +190,8 @@ TuningDb TuningDb::load(const std::string& path, const TuningKey& current,
     r.fail("field 'format' must be \"" + std::string(kFormatName) + "\"");
   const std::int64_t version = r.integer(root, "version");
   if (version != kFormatVersion)
-    throw FormatError("tuning database " + path + " has format version " +
-                      std::to_string(version) + ", this build reads version " +
-                      std::to_string(kFormatVersion));
+    throw FormatError("tuning database " + path + " has format version " + std::to_string(version) +
+                      ", this build reads version " + std::to_string(kFormatVersion));
   TuningDb db(key_from_json(path, r.field(root, "key")));
   const auto& entries = r.field(root, "entries");
   if (!entries.is_array()) r.fail("field 'entries' must be an array");
@@ -236,9 +239,10 @@ void TuningDb::put(TuningEntry entry) {
   const std::string problem = entry_problem(entry);
   if (!problem.empty())
     throw InvalidArgument("tuning entry " + describe_entry(entry) + ": " + problem);
-  const auto it = std::lower_bound(
-      entries_.begin(), entries_.end(), entry,
-      [](const TuningEntry& a, const TuningEntry& b) { return entry_identity(a) < entry_identity(b); });
+  const auto it = std::lower_bound(entries_.begin(), entries_.end(), entry,
+                                   [](const TuningEntry& a, const TuningEntry& b) {
+                                     return entry_identity(a) < entry_identity(b);
+                                   });
   if (it != entries_.end() && entry_identity(*it) == entry_identity(entry))
     *it = std::move(entry);
   else
@@ -280,7 +284,8 @@ void TuningDb::save(const std::string& path) const {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError("cannot write tuning database " + path + " (temporary file " + tmp + ")");
+    if (!out)
+      throw IoError("cannot write tuning database " + path + " (temporary file " + tmp + ")");
     out << root.dump(2) << "\n";
     out.flush();
     if (!out) {

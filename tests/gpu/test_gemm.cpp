@@ -1,7 +1,5 @@
 // The GEMM backends against a CPU reference in double precision. Tests that need a GPU skip
 // themselves when none is visible; the algorithm-record and requirement tests run anywhere.
-#include "slidesparse/gemm/gemm.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 
 #include "slidesparse/error.hpp"
 #include "slidesparse/gemm/check.hpp"
+#include "slidesparse/gemm/gemm.hpp"
 #include "slidesparse/numeric.hpp"
 
 namespace slidesparse {
@@ -35,12 +34,12 @@ bool cuda_device_available(std::string* why) {
   return true;
 }
 
-#define SKIP_WITHOUT_GPU()                                                \
-  do {                                                                    \
-    std::string why_;                                                     \
-    if (!cuda_device_available(&why_)) {                                  \
-      GTEST_SKIP() << "no CUDA device: " << why_;                         \
-    }                                                                     \
+#define SKIP_WITHOUT_GPU()                        \
+  do {                                            \
+    std::string why_;                             \
+    if (!cuda_device_available(&why_)) {          \
+      GTEST_SKIP() << "no CUDA device: " << why_; \
+    }                                             \
   } while (0)
 
 // Device memory for the tests' inputs and outputs.
@@ -101,7 +100,9 @@ struct HostMatrix {
       bytes[static_cast<std::size_t>(i) * size + b] = static_cast<std::uint8_t>(code >> (8 * b));
     values[static_cast<std::size_t>(i)] = value;
   }
-  float at(std::int64_t r, std::int64_t c) const { return values[static_cast<std::size_t>(r * cols + c)]; }
+  float at(std::int64_t r, std::int64_t c) const {
+    return values[static_cast<std::size_t>(r * cols + c)];
+  }
 };
 
 // INT8 in [-127, 127]; E4M3 any code but the two NaNs; BF16/FP16 uniform in [-1, 1] rounded.
@@ -115,13 +116,15 @@ void fill_random(HostMatrix& m, std::mt19937& rng, std::int64_t used_cols) {
       switch (m.precision) {
         case Precision::INT8: {
           const int v = int8(rng);
-          m.set_code(i, static_cast<std::uint8_t>(static_cast<std::int8_t>(v)), static_cast<float>(v));
+          m.set_code(i, static_cast<std::uint8_t>(static_cast<std::int8_t>(v)),
+                     static_cast<float>(v));
           break;
         }
         case Precision::FP8: {
           int code = e4m3(rng);
           if (code >= 0x7F) ++code;  // skip 0x7F; 0xFF is above the range
-          m.set_code(i, static_cast<std::uint32_t>(code), e4m3_to_float(static_cast<std::uint8_t>(code)));
+          m.set_code(i, static_cast<std::uint32_t>(code),
+                     e4m3_to_float(static_cast<std::uint8_t>(code)));
           break;
         }
         case Precision::BF16: {
@@ -211,7 +214,8 @@ void expect_matches(const std::vector<std::uint8_t>& out, DType type, std::int64
       const double got = decode_output(out, type, static_cast<std::size_t>(rows[i] * n_pad + c));
       if (c >= n) {
         if (got != 0.0 && ++mismatches <= 3)
-          ADD_FAILURE() << what << ": padded column " << c << " of row " << rows[i] << " is " << got;
+          ADD_FAILURE() << what << ": padded column " << c << " of row " << rows[i] << " is "
+                        << got;
         continue;
       }
       const double want = ref[i * static_cast<std::size_t>(n) + static_cast<std::size_t>(c)];
@@ -236,21 +240,26 @@ struct Shape {
   std::int64_t n, k;  // as the model has them; padded below to what both backends accept
 };
 
-std::int64_t padded(std::int64_t v, std::int64_t multiple) { return (v + multiple - 1) / multiple * multiple; }
+std::int64_t padded(std::int64_t v, std::int64_t multiple) {
+  return (v + multiple - 1) / multiple * multiple;
+}
 
 std::int64_t n_padded(Precision p, std::int64_t n) {
-  return padded(n, std::max({std::int64_t{16}, gemm_requirements(p, GemmBackendKind::CublasLtDense).n_multiple,
+  return padded(n, std::max({std::int64_t{16},
+                             gemm_requirements(p, GemmBackendKind::CublasLtDense).n_multiple,
                              gemm_requirements(p, GemmBackendKind::CusparseLt).n_multiple}));
 }
 
 std::int64_t k_padded(Precision p, std::int64_t k) {
-  return padded(k, std::max({std::int64_t{64}, gemm_requirements(p, GemmBackendKind::CublasLtDense).k_multiple,
+  return padded(k, std::max({std::int64_t{64},
+                             gemm_requirements(p, GemmBackendKind::CublasLtDense).k_multiple,
                              gemm_requirements(p, GemmBackendKind::CusparseLt).k_multiple}));
 }
 
 // Rows the reference is computed for: all of them for small problems, else the first, the last
 // and a random 30.
-std::vector<std::int64_t> checked_rows(std::int64_t m, std::int64_t n, std::int64_t k, std::mt19937& rng) {
+std::vector<std::int64_t> checked_rows(std::int64_t m, std::int64_t n, std::int64_t k,
+                                       std::mt19937& rng) {
   std::vector<std::int64_t> rows;
   if (m * n * k <= 300'000'000) {
     for (std::int64_t r = 0; r < m; ++r) rows.push_back(r);
@@ -258,14 +267,15 @@ std::vector<std::int64_t> checked_rows(std::int64_t m, std::int64_t n, std::int6
   }
   std::set<std::int64_t> pick{0, m - 1};
   std::uniform_int_distribution<std::int64_t> any(0, m - 1);
-  while (static_cast<std::int64_t>(pick.size()) < std::min<std::int64_t>(m, 32)) pick.insert(any(rng));
+  while (static_cast<std::int64_t>(pick.size()) < std::min<std::int64_t>(m, 32))
+    pick.insert(any(rng));
   return {pick.begin(), pick.end()};
 }
 
 bool fp8_unsupported(const GemmContext& ctx, std::string* why) {
   if (ctx.cc_major() * 10 + ctx.cc_minor() >= 89) return false;
-  *why = "FP8 needs compute capability 8.9 or newer, this GPU is " + std::to_string(ctx.cc_major()) +
-         "." + std::to_string(ctx.cc_minor());
+  *why = "FP8 needs compute capability 8.9 or newer, this GPU is " +
+         std::to_string(ctx.cc_major()) + "." + std::to_string(ctx.cc_minor());
   return true;
 }
 
@@ -319,7 +329,7 @@ TEST(GemmRequirements, EveryPrecisionAndBackendHasRulesAndAnOutputType) {
 }
 
 TEST(GemmLibraries, VersionsMatchTheHeadersWeWereBuiltWith) {
-  EXPECT_EQ(cusparselt_version(), CUSPARSELT_VERSION);  // same encoding for every 0.x release
+  EXPECT_EQ(cusparselt_version(), CUSPARSELT_VERSION);        // same encoding for every 0.x release
   EXPECT_EQ(cublaslt_version() / 100, CUBLAS_VERSION / 100);  // a patch release may differ
   EXPECT_EQ(library_versions(), "cuBLASLt " + std::to_string(cublaslt_version()) + ", cuSPARSELt " +
                                     std::to_string(cusparselt_version()));
@@ -340,7 +350,8 @@ TEST_P(GemmAgainstReference, BothBackendsMatchForEveryM) {
 
   const std::int64_t n_pad = n_padded(precision, shape.n), k_pad = k_padded(precision, shape.k);
   std::mt19937 rng(static_cast<unsigned>(1000 * static_cast<int>(precision) + shape.n + shape.k));
-  HostMatrix w(precision, n_pad, k_pad);  // zero rows and columns beyond (n, k): the caller's padding
+  HostMatrix w(precision, n_pad,
+               k_pad);  // zero rows and columns beyond (n, k): the caller's padding
   fill_random(w, rng, shape.k);
   for (std::int64_t r = shape.n; r < n_pad; ++r)
     for (std::int64_t c = 0; c < k_pad; ++c) w.set_code(r * k_pad + c, 0, 0.0f);
@@ -375,7 +386,8 @@ TEST_P(GemmAgainstReference, BothBackendsMatchForEveryM) {
       gemm->run(x_device.get(), acc.get(), m, stream.get());
       stream.sync();
       outputs.push_back(acc.download());
-      expect_matches(outputs.back(), gemm->output_type(), shape.n, n_pad, rows, ref_real, precision, what);
+      expect_matches(outputs.back(), gemm->output_type(), shape.n, n_pad, rows, ref_real, precision,
+                     what);
     }
     // INT8: the sparse path equals the dense one bit for bit, on every row.
     if (precision == Precision::INT8) {
@@ -384,16 +396,16 @@ TEST_P(GemmAgainstReference, BothBackendsMatchForEveryM) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, GemmAgainstReference,
-    ::testing::Combine(::testing::Values(Precision::INT8, Precision::FP8, Precision::BF16,
-                                         Precision::FP16),
-                       ::testing::Values(Shape{64, 64}, Shape{150, 300}, Shape{3584, 3584})),
-    [](const auto& info) {
-      const Shape shape = std::get<1>(info.param);
-      return name_of(std::get<0>(info.param)) + "_N" + std::to_string(shape.n) + "_K" +
-             std::to_string(shape.k);
-    });
+INSTANTIATE_TEST_SUITE_P(Shapes, GemmAgainstReference,
+                         ::testing::Combine(::testing::Values(Precision::INT8, Precision::FP8,
+                                                              Precision::BF16, Precision::FP16),
+                                            ::testing::Values(Shape{64, 64}, Shape{150, 300},
+                                                              Shape{3584, 3584})),
+                         [](const auto& info) {
+                           const Shape shape = std::get<1>(info.param);
+                           return name_of(std::get<0>(info.param)) + "_N" +
+                                  std::to_string(shape.n) + "_K" + std::to_string(shape.k);
+                         });
 
 // Sums beyond 2^24 that FP32 cannot hold (odd, ≈ 3.3e7): INT8 → INT32 must stay exact in both
 // libraries. cuSPARSELt documents its epilogue (alpha, beta) in FP32; this shows whether the
@@ -456,9 +468,11 @@ struct SmallProblem {
   }
 };
 
-std::unique_ptr<Gemm> make_gemm(GemmBackendKind kind, GemmContext& ctx, Precision p, const SmallProblem& s) {
-  return kind == GemmBackendKind::CusparseLt ? make_cusparselt_gemm(ctx, p, s.n, s.k, s.w_device->get())
-                                             : make_cublaslt_gemm(ctx, p, s.n, s.k, s.w_device->get());
+std::unique_ptr<Gemm> make_gemm(GemmBackendKind kind, GemmContext& ctx, Precision p,
+                                const SmallProblem& s) {
+  return kind == GemmBackendKind::CusparseLt
+             ? make_cusparselt_gemm(ctx, p, s.n, s.k, s.w_device->get())
+             : make_cublaslt_gemm(ctx, p, s.n, s.k, s.w_device->get());
 }
 
 class GemmPlans : public ::testing::TestWithParam<std::tuple<GemmBackendKind, Precision>> {};
@@ -498,7 +512,8 @@ TEST_P(GemmPlans, SearchFindsARunnableAlgorithmAndRunUsesTheBest) {
                  "best of search: " + timings.front().algo.describe());
 
   // The record survives JSON (the tuning database) and rebuilds the same plan.
-  const GemmAlgo again = GemmAlgo::from_json(nlohmann::json::parse(timings.front().algo.to_json().dump()));
+  const GemmAlgo again =
+      GemmAlgo::from_json(nlohmann::json::parse(timings.front().algo.to_json().dump()));
   auto other = make_gemm(kind, ctx, precision, s);
   other->prepare(s.m, again);
   EXPECT_EQ(*other->prepared_algo(s.m), timings.front().algo);
@@ -541,13 +556,14 @@ TEST_P(GemmPlans, PrepareTwiceKeepsOnePlanAndARunOnAPreparedMAllocatesNothing) {
   EXPECT_EQ(gemm_device_allocations(), before_loop) << "the workspace was reused";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Backends, GemmPlans,
-    ::testing::Combine(::testing::Values(GemmBackendKind::CublasLtDense, GemmBackendKind::CusparseLt),
-                       ::testing::Values(Precision::INT8, Precision::BF16)),
-    [](const auto& info) {
-      return std::string(backend_name(std::get<0>(info.param))) + "_" + name_of(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Backends, GemmPlans,
+                         ::testing::Combine(::testing::Values(GemmBackendKind::CublasLtDense,
+                                                              GemmBackendKind::CusparseLt),
+                                            ::testing::Values(Precision::INT8, Precision::BF16)),
+                         [](const auto& info) {
+                           return std::string(backend_name(std::get<0>(info.param))) + "_" +
+                                  name_of(std::get<1>(info.param));
+                         });
 
 TEST(GemmCusparseLt, RejectsWeightsThatAreNotTwoToFour) {
   SKIP_WITHOUT_GPU();
@@ -574,7 +590,8 @@ TEST(GemmShapes, WrongMultiplesAreRejectedWithTheRule) {
     make_cusparselt_gemm(ctx, Precision::INT8, 48, 64, w_device.get());  // N = 48: not ×32
     FAIL() << "N = 48 was accepted";
   } catch (const InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("N must be a multiple of 32"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("N must be a multiple of 32"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(make_cublaslt_gemm(ctx, Precision::INT8, 64, 66, w_device.get()), InvalidArgument);
   auto gemm = make_cublaslt_gemm(ctx, Precision::INT8, 64, 64, w_device.get());

@@ -25,8 +25,7 @@ inline std::string cuda_status_text(cudaError_t status) {
 }
 
 inline std::string cublas_status_text(cublasStatus_t status) {
-  return std::string(cublasLtGetStatusName(status)) + " (" + cublasLtGetStatusString(status) +
-         ")";
+  return std::string(cublasLtGetStatusName(status)) + " (" + cublasLtGetStatusString(status) + ")";
 }
 
 inline std::string cusparselt_status_text(cusparseStatus_t status) {
@@ -37,33 +36,30 @@ inline std::string cusparselt_status_text(cusparseStatus_t status) {
 }  // namespace slidesparse::detail
 
 #ifndef SLIDESPARSE_CHECK_CUDA
-#define SLIDESPARSE_CHECK_CUDA(expr)                                                       \
-  do {                                                                                     \
-    const cudaError_t slidesparse_status_ = (expr);                                        \
-    if (slidesparse_status_ != cudaSuccess)                                                \
-      throw ::slidesparse::DeviceError(::slidesparse::detail::where(__FILE__, __LINE__) +  \
-                                       ": " #expr ": " +                                   \
-                                       ::slidesparse::detail::cuda_status_text(            \
-                                           slidesparse_status_));                          \
+#define SLIDESPARSE_CHECK_CUDA(expr)                                           \
+  do {                                                                         \
+    const cudaError_t slidesparse_status_ = (expr);                            \
+    if (slidesparse_status_ != cudaSuccess)                                    \
+      throw ::slidesparse::DeviceError(                                        \
+          ::slidesparse::detail::where(__FILE__, __LINE__) + ": " #expr ": " + \
+          ::slidesparse::detail::cuda_status_text(slidesparse_status_));       \
   } while (0)
 #endif
 
-#define SLIDESPARSE_CHECK_CUBLAS(expr)                                                     \
-  do {                                                                                     \
-    const cublasStatus_t slidesparse_status_ = (expr);                                     \
-    if (slidesparse_status_ != CUBLAS_STATUS_SUCCESS)                                      \
-      throw ::slidesparse::DeviceError(::slidesparse::detail::where(__FILE__, __LINE__) +  \
-                                       ": " #expr ": " +                                   \
-                                       ::slidesparse::detail::cublas_status_text(          \
-                                           slidesparse_status_));                          \
+#define SLIDESPARSE_CHECK_CUBLAS(expr)                                         \
+  do {                                                                         \
+    const cublasStatus_t slidesparse_status_ = (expr);                         \
+    if (slidesparse_status_ != CUBLAS_STATUS_SUCCESS)                          \
+      throw ::slidesparse::DeviceError(                                        \
+          ::slidesparse::detail::where(__FILE__, __LINE__) + ": " #expr ": " + \
+          ::slidesparse::detail::cublas_status_text(slidesparse_status_));     \
   } while (0)
 
-#define SLIDESPARSE_CHECK_CUSPARSELT(expr)                                                 \
-  do {                                                                                     \
-    const cusparseStatus_t slidesparse_status_ = (expr);                                   \
-    if (slidesparse_status_ != CUSPARSE_STATUS_SUCCESS)                                    \
-      throw ::slidesparse::DeviceError(::slidesparse::detail::where(__FILE__, __LINE__) +  \
-                                       ": " #expr ": " +                                   \
-                                       ::slidesparse::detail::cusparselt_status_text(      \
-                                           slidesparse_status_));                          \
+#define SLIDESPARSE_CHECK_CUSPARSELT(expr)                                     \
+  do {                                                                         \
+    const cusparseStatus_t slidesparse_status_ = (expr);                       \
+    if (slidesparse_status_ != CUSPARSE_STATUS_SUCCESS)                        \
+      throw ::slidesparse::DeviceError(                                        \
+          ::slidesparse::detail::where(__FILE__, __LINE__) + ": " #expr ": " + \
+          ::slidesparse::detail::cusparselt_status_text(slidesparse_status_)); \
   } while (0)

@@ -24,7 +24,7 @@ namespace slidesparse {
 
 enum class GemmBackendKind { CublasLtDense, CusparseLt };
 
-const char* backend_name(GemmBackendKind kind);         // "cublaslt", "cusparselt"
+const char* backend_name(GemmBackendKind kind);          // "cublaslt", "cusparselt"
 GemmBackendKind parse_backend(const std::string& name);  // inverse; InvalidArgument otherwise
 
 // Multiples each dimension must have for a backend. The caller pads N and K (the weights);
