@@ -1,0 +1,160 @@
+// One GEMM interface over two libraries: Y[M,N] = X[M,K] · W[N,K]ᵀ, W fixed per object.
+//   cuBLASLt   — the dense baseline (W as given).
+//   cuSPARSELt — W is 2:4-structured along K, compressed once on the GPU at construction.
+// All matrices are row-major: X [M,K] (ld K), W [N,K] (ld K), the accumulator ACC [M,N] (ld N).
+// In the libraries' column-major terms this is C[N×M] = Wᵀ·X with op(A) = T on W viewed as
+// [K×N] and op(B) = N on X viewed as [K×M]: the "TN" layout that INT8 and FP8 kernels require.
+// Algorithms are chosen per M; plans are built once per M (prepare/search), never in run().
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "slidesparse/dtype.hpp"
+
+namespace slidesparse {
+
+enum class GemmBackendKind { CublasLtDense, CusparseLt };
+
+const char* backend_name(GemmBackendKind kind);          // "cublaslt", "cusparselt"
+GemmBackendKind parse_backend(const std::string& name);  // inverse; InvalidArgument otherwise
+
+// Multiples each dimension must have for a backend. The caller pads N and K (the weights);
+// run() accepts any M, but an M that is not a multiple of m_multiple goes through a staging
+// copy of X and ACC inside the Gemm, so a caller that can pad M for free should.
+//   cuBLASLt   INT8: N, K ×4 (IMMA "TN" rule); FP8: N, K ×16 (16-byte rule); BF16/FP16: N, K ×8.
+//   cuSPARSELt INT8/FP8: M ×16, N ×32, K ×32; BF16/FP16: M ×8, N ×16, K ×16 (dense operands
+//   rows/cols/ld multiples of 16 resp. 8 elements, the structured one of 32 resp. 16).
+struct GemmRequirements {
+  std::int64_t m_multiple;
+  std::int64_t n_multiple;
+  std::int64_t k_multiple;
+};
+GemmRequirements gemm_requirements(Precision precision, GemmBackendKind kind);
+
+// What run() writes into ACC: INT8 → I32 (exact accumulators), FP8 → F32. BF16/FP16 → F32 with
+// cuBLASLt, but BF16/F16 with cuSPARSELt, which has no FP32 output for 16-bit inputs.
+DType gemm_output_type(Precision precision, GemmBackendKind kind);
+
+// Enough to rebuild the exact plan. -1 / empty fields mean "library default".
+//   cuSPARSELt: algo_id = CUSPARSELT_MATMUL_ALG_CONFIG_ID, split_k = CUSPARSELT_MATMUL_SPLIT_K,
+//               split_k_mode = cusparseLtSplitKMode_t (0 = library choice).
+//   cuBLASLt:   algo_id = CUBLASLT_ALGO_CONFIG_ID, split_k = CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
+//               split_k_mode = cublasLtReductionScheme_t, heuristic_index = rank in the
+//               heuristic list, cublaslt_algo = the whole cublasLtMatmulAlgo_t (8 words; valid
+//               for the cuBLASLt version that produced it, which the tuning key records).
+struct GemmAlgo {
+  int algo_id = -1;
+  int split_k = 1;
+  int split_k_mode = 0;
+  int heuristic_index = -1;
+  std::vector<std::uint64_t> cublaslt_algo;
+
+  bool is_default() const { return algo_id < 0 && heuristic_index < 0 && cublaslt_algo.empty(); }
+  nlohmann::json to_json() const;
+  // Missing fields take their defaults; fields of the wrong type throw FormatError.
+  static GemmAlgo from_json(const nlohmann::json& j);
+  std::string describe() const;  // one line for logs and reports
+  bool operator==(const GemmAlgo& o) const;
+  bool operator!=(const GemmAlgo& o) const { return !(*this == o); }
+};
+
+struct AlgoTiming {
+  GemmAlgo algo;
+  double median_us = std::numeric_limits<double>::infinity();
+  bool ok = false;
+  std::string error;  // why the candidate could not run (when !ok)
+};
+
+struct SearchOptions {
+  int warmup = 3;                  // untimed launches per candidate
+  int reps = 20;                   // timed launches per candidate (median)
+  int max_split_k = 16;            // split-K factors tried: 1, 2, 4, ... up to this
+  int max_heuristic_results = 32;  // cuBLASLt candidates asked from its heuristic
+  bool flush_l2 = true;            // overwrite L2 before each timed launch (weights come from HBM)
+};
+
+// Owns the library handles and one workspace shared by every Gemm made from it. The workspace
+// grows in prepare()/search(), never in run(); Gemms of one context must run on one stream at a
+// time (they share the workspace) and must not outlive it. Not thread-safe. Uses the CUDA device
+// current at construction.
+class GemmContext {
+ public:
+  static constexpr std::size_t kDefaultMaxWorkspaceBytes = std::size_t{32} << 20;  // Hopper advice
+
+  explicit GemmContext(std::size_t max_workspace_bytes = kDefaultMaxWorkspaceBytes);
+  ~GemmContext();
+  GemmContext(const GemmContext&) = delete;
+  GemmContext& operator=(const GemmContext&) = delete;
+
+  int device() const;
+  int cc_major() const;
+  int cc_minor() const;
+  std::size_t max_workspace_bytes() const;
+  std::size_t workspace_bytes() const;  // allocated so far
+
+  struct Impl;  // the handles and buffers, defined in src/gemm for the backends
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+class Gemm {
+ public:
+  virtual ~Gemm();
+  virtual GemmBackendKind kind() const = 0;
+  virtual Precision precision() const = 0;
+  virtual std::int64_t n() const = 0;
+  virtual std::int64_t k() const = 0;
+  virtual DType output_type() const = 0;
+
+  // Builds the plan for this M with this algorithm and caches it (replacing another algorithm's
+  // plan for M). Same M and algorithm again: nothing happens. Throws DeviceError when the
+  // algorithm cannot run this shape. Not for the hot path.
+  virtual void prepare(std::int64_t m, const GemmAlgo& algo) = 0;
+  // acc[M,N] = x[M,K]·Wᵀ on `stream`, with the plan prepared for M: a lookup, then the library
+  // call (plus two device copies when M needs staging). No allocation, no host sync. An M with
+  // no plan is prepared with the library default first (printed once per Gemm).
+  // x and acc: device pointers, 16-byte aligned.
+  virtual void run(const void* x, void* acc, std::int64_t m, cudaStream_t stream) = 0;
+  // Times every candidate on x/acc (cuSPARSELt: each algorithm id × split-K × split-K mode;
+  // cuBLASLt: each heuristic result and its split-K variants), keeps the fastest for M
+  // (prepare) and returns all, fastest first, then the failed ones with their error. A
+  // candidate whose output differs from the library default's counts as failed.
+  // x must hold real data (the outputs are compared); acc is overwritten.
+  virtual std::vector<AlgoTiming> search(std::int64_t m, const void* x, void* acc,
+                                         cudaStream_t stream, const SearchOptions& options) = 0;
+
+  // The algorithm prepared for M, if any.
+  virtual std::optional<GemmAlgo> prepared_algo(std::int64_t m) const = 0;
+  virtual std::size_t cached_plans() const = 0;
+};
+
+// w_device: row-major [n, k] on the device; copied, so the caller may free it afterwards.
+std::unique_ptr<Gemm> make_cublaslt_gemm(GemmContext& ctx, Precision precision, std::int64_t n,
+                                         std::int64_t k, const void* w_device);
+// w_device: row-major [n, k], every aligned group of 4 along K with at most 2 non-zeros;
+// compressed here on the GPU, the uncompressed copy is not kept.
+std::unique_ptr<Gemm> make_cusparselt_gemm(GemmContext& ctx, Precision precision, std::int64_t n,
+                                           std::int64_t k, const void* w_device);
+
+// Library versions for the tuning database key: cublasLtGetVersion() (e.g. 130100) and
+// cuSPARSELt as major·1000 + minor·100 + patch (e.g. 800 for 0.8.0, as CUSPARSELT_VERSION).
+int cublaslt_version();
+int cusparselt_version();
+std::string library_versions();  // "cuBLASLt 130100, cuSPARSELt 800"
+
+// Device allocations made by the GEMM room since the process started (weights, workspaces,
+// staging buffers): a run() on a prepared M must not change it.
+std::int64_t gemm_device_allocations();
+
+}  // namespace slidesparse
