@@ -44,7 +44,8 @@ class FieldReader {
 
   std::int64_t positive_int(const char* key) const {
     const nlohmann::json& v = required(key);
-    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0 || v.get<std::int64_t>() > kMaxDimension)
+    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0 ||
+        v.get<std::int64_t>() > kMaxDimension)
       fail(key, "is " + v.dump() + ", expected a positive integer");
     return v.get<std::int64_t>();
   }
@@ -126,9 +127,7 @@ Activation parse_activation(const FieldReader& fields, const char* fallback) {
 
 }  // namespace
 
-const char* activation_name(Activation a) {
-  return a == Activation::Silu ? "silu" : "relu2";
-}
+const char* activation_name(Activation a) { return a == Activation::Silu ? "silu" : "relu2"; }
 
 ModelConfig parse_model_config(const nlohmann::json& config, const std::string& config_path) {
   if (!config.is_object()) throw FormatError(config_path + ": not a JSON object");
@@ -200,7 +199,8 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
   const float low_freq_factor = static_cast<float>(s.low_freq_factor);
   const float old_context = static_cast<float>(s.original_max_position);
   const double low_freq_wavelen = static_cast<double>(s.original_max_position) / s.low_freq_factor;
-  const double high_freq_wavelen = static_cast<double>(s.original_max_position) / s.high_freq_factor;
+  const double high_freq_wavelen =
+      static_cast<double>(s.original_max_position) / s.high_freq_factor;
   const float band = static_cast<float>(s.high_freq_factor - s.low_freq_factor);
   constexpr float kTwoPi = static_cast<float>(2.0 * 3.14159265358979323846);
   for (float& f : inv_freq) {

@@ -21,9 +21,9 @@ ReferenceModel::ReferenceModel(ModelConfig config, HostModelWeights weights, Lin
 }
 
 std::int64_t ReferenceModel::sequence_length(std::int64_t s) const {
-  SLIDESPARSE_REQUIRE(s >= 0 && s < batch_size(), InvalidArgument,
-                      "sequence " + std::to_string(s) + " out of range [0, " +
-                          std::to_string(batch_size()) + ")");
+  SLIDESPARSE_REQUIRE(
+      s >= 0 && s < batch_size(), InvalidArgument,
+      "sequence " + std::to_string(s) + " out of range [0, " + std::to_string(batch_size()) + ")");
   return cache_.lengths[at(s)];
 }
 
@@ -135,12 +135,13 @@ std::vector<ReferenceModel::TokenRow> ReferenceModel::rows_for(
   std::vector<TokenRow> rows;
   for (std::size_t s = 0; s < chunks.size(); ++s)
     for (std::size_t i = 0; i < chunks[s].size(); ++i)
-      rows.push_back({static_cast<std::int64_t>(s),
-                      cache.lengths[s] + static_cast<std::int64_t>(i), chunks[s][i]});
+      rows.push_back({static_cast<std::int64_t>(s), cache.lengths[s] + static_cast<std::int64_t>(i),
+                      chunks[s][i]});
   return rows;
 }
 
-std::vector<float> ReferenceModel::forward(KvCache& cache, const std::vector<TokenRow>& rows) const {
+std::vector<float> ReferenceModel::forward(KvCache& cache,
+                                           const std::vector<TokenRow>& rows) const {
   const std::int64_t m = static_cast<std::int64_t>(rows.size());
   const std::int64_t hidden = config_.hidden;
   std::vector<int> tokens;

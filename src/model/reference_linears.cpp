@@ -40,15 +40,15 @@ LinearFn packed_reference_linears(const HostModelWeights& weights, const Pattern
       kinds.push_back(std::move(r));
     }
   }
-  return [packed, pattern, path](std::int64_t layer, LinearKind kind, const float* x,
-                                 std::int64_t m) {
-    const PackedReferenceLinear& r =
-        (*packed)[static_cast<std::size_t>(layer)][static_cast<std::size_t>(kind)];
-    const float* bias = r.bias.empty() ? nullptr : r.bias.data();
-    return path == ReferenceLinearPath::Dense
-               ? reference_linear_dense(x, m, r.matrix, bias)
-               : reference_linear_sparse(x, m, r.k, r.matrix, pattern, bias);
-  };
+  return
+      [packed, pattern, path](std::int64_t layer, LinearKind kind, const float* x, std::int64_t m) {
+        const PackedReferenceLinear& r =
+            (*packed)[static_cast<std::size_t>(layer)][static_cast<std::size_t>(kind)];
+        const float* bias = r.bias.empty() ? nullptr : r.bias.data();
+        return path == ReferenceLinearPath::Dense
+                   ? reference_linear_dense(x, m, r.matrix, bias)
+                   : reference_linear_sparse(x, m, r.k, r.matrix, pattern, bias);
+      };
 }
 
 }  // namespace slidesparse

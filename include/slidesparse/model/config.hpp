@@ -42,7 +42,7 @@ struct ModelConfig {
   bool o_bias = false;    // o_proj has a bias (Llama/BitNet attention_bias; never Qwen2)
   Activation activation = Activation::Silu;
 
-  std::int64_t q_width() const { return heads * head_dim; }    // q_proj / o_proj width
+  std::int64_t q_width() const { return heads * head_dim; }      // q_proj / o_proj width
   std::int64_t kv_width() const { return kv_heads * head_dim; }  // k_proj / v_proj width
   // Query heads that share one key/value head (grouped-query attention).
   std::int64_t group_size() const { return heads / kv_heads; }

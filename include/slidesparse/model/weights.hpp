@@ -57,7 +57,9 @@ struct HostLayerWeights {
   std::vector<float> ffn_sub_norm;         // [intermediate], BitNet only (else empty)
   std::array<HostLinear, 7> linears;       // indexed by LinearKind
 
-  const HostLinear& linear(LinearKind kind) const { return linears[static_cast<std::size_t>(kind)]; }
+  const HostLinear& linear(LinearKind kind) const {
+    return linears[static_cast<std::size_t>(kind)];
+  }
   HostLinear& linear(LinearKind kind) { return linears[static_cast<std::size_t>(kind)]; }
 };
 
