@@ -128,6 +128,10 @@ TEST(ModelConfig, InvalidFieldsNameFileFieldAndValue) {
             std::string::npos);
   EXPECT_NE(with("mlp_bias", true).find("\"mlp_bias\" is true"), std::string::npos);
 
+  EXPECT_NE(with("quantization_config", {{"quant_method", "bitnet"}})
+                .find("\"quantization_config\" is present"),
+            std::string::npos);
+
   nlohmann::json odd = minimal_config("LlamaForCausalLM");
   odd["hidden_size"] = 66;  // not a multiple of 4 heads, and no head_dim to say otherwise
   EXPECT_NE(error_of(odd).find("not a multiple of num_attention_heads 4"), std::string::npos);

@@ -173,6 +173,9 @@ ModelConfig parse_model_config(const nlohmann::json& config, const std::string& 
   } else {
     c.qkv_bias = c.o_bias = fields.boolean("attention_bias", false);
   }
+  if (!fields.missing("quantization_config"))  // e.g. BitNet's packed 2-bit checkpoint
+    fields.fail("quantization_config",
+                "is present: pre-quantized checkpoints are not supported, use a BF16/F16/F32 one");
   if (fields.boolean("mlp_bias", false))
     fields.fail("mlp_bias", "is true: biases on gate/up/down_proj are not supported");
   return c;

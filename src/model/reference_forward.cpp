@@ -93,10 +93,6 @@ std::vector<std::vector<int>> ReferenceModel::generate_greedy(
   SLIDESPARSE_REQUIRE(max_new >= 0, InvalidArgument,
                       "generate_greedy: max_new " + std::to_string(max_new) + " is negative");
   std::vector<std::vector<int>> generated(prompts.size());
-  if (max_new == 0) {
-    check_prompts(prompts);
-    return generated;
-  }
   std::vector<float> step_logits = prefill(prompts);
   for (int step = 0; step < max_new; ++step) {
     std::vector<int> next;

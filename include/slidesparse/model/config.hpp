@@ -57,7 +57,8 @@ struct ModelConfig {
 // hidden_act (silu; BitNet relu2), rope_scaling (null).
 // Throws FormatError naming `config_path` and the field for a missing required
 // field, a field of the wrong type or range, an unsupported rope_scaling type,
-// activation, architecture or feature (mlp_bias, Qwen2 sliding windows).
+// activation, architecture or feature (mlp_bias, Qwen2 sliding windows, a
+// quantization_config such as the packed BitNet checkpoint's).
 ModelConfig parse_model_config(const nlohmann::json& config, const std::string& config_path);
 // parse_model_config of the checkpoint's config.json.
 ModelConfig model_config(const Checkpoint& checkpoint);
