@@ -1,5 +1,5 @@
-// Memory-bound epilogue: each thread owns 8 consecutive columns (two 16-byte acc
-// loads, one 16-byte y store), keeps their scale_w and bias in registers, and walks
+// Memory-bound epilogue: each thread owns 8 consecutive columns (16-byte acc loads:
+// two for 32-bit accumulators, one for 16-bit ones; one 16-byte y store), keeps their scale_w and bias in registers, and walks
 // down the rows with a grid-stride loop, so gridDim.y stays under its 65535 limit
 // for any m and every row offset is 64-bit.
 #include <cuda_bf16.h>
@@ -23,6 +23,9 @@ constexpr unsigned kMaxGridY = 65535;
 
 __device__ __forceinline__ float widen(std::int32_t a) { return __int2float_rn(a); }
 __device__ __forceinline__ float widen(float a) { return a; }
+// cuSPARSELt has no FP32 output for 16-bit inputs: its BF16/F16 results come here.
+__device__ __forceinline__ float widen(__nv_bfloat16 a) { return __bfloat162float(a); }
+__device__ __forceinline__ float widen(__half a) { return __half2float(a); }
 
 struct Bf16Output {
   static __device__ __forceinline__ std::uint16_t narrow(float v) {
@@ -75,20 +78,17 @@ __global__ void __launch_bounds__(kThreads)
           __fmaf_rn(widen(a), __fmul_rn(row_scale, column_scale[j]), column_bias[j]));
     };
     if (full_vector) {
-      const uint4 low = __ldcs(reinterpret_cast<const uint4*>(acc_row));
-      const uint4 high = __ldcs(reinterpret_cast<const uint4*>(acc_row) + 1);
-      const std::uint32_t words[kColumnsPerThread] = {low.x,  low.y,  low.z,  low.w,
-                                                      high.x, high.y, high.z, high.w};
+      constexpr int kLoads = kColumnsPerThread * static_cast<int>(sizeof(Acc)) / 16;
+      uint4 raw[kLoads];
+#pragma unroll
+      for (int w = 0; w < kLoads; ++w) raw[w] = __ldcs(reinterpret_cast<const uint4*>(acc_row) + w);
+      Acc values[kColumnsPerThread];
+      memcpy(values, raw, sizeof values);
       std::uint32_t packed[kColumnsPerThread / 2];
 #pragma unroll
-      for (int j = 0; j < kColumnsPerThread; j += 2) {
-        Acc a0, a1;
-        static_assert(sizeof(Acc) == sizeof(std::uint32_t), "32-bit accumulators");
-        memcpy(&a0, &words[j], sizeof a0);
-        memcpy(&a1, &words[j + 1], sizeof a1);
-        packed[j / 2] = static_cast<std::uint32_t>(epilogue(a0, j)) |
-                        static_cast<std::uint32_t>(epilogue(a1, j + 1)) << 16;
-      }
+      for (int j = 0; j < kColumnsPerThread; j += 2)
+        packed[j / 2] = static_cast<std::uint32_t>(epilogue(values[j], j)) |
+                        static_cast<std::uint32_t>(epilogue(values[j + 1], j + 1)) << 16;
       *reinterpret_cast<uint4*>(y_row) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
     } else {
       for (int j = 0; j < columns; ++j) y_row[j] = epilogue(acc_row[j], j);
@@ -96,11 +96,22 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// The one dispatch table: [acc I32, F32][y BF16, F16].
-const std::array<std::array<DequantizeKernel, 2>, 2> kDequantizeKernels = {{
+// The one dispatch table: [acc I32, F32, BF16, F16][y BF16, F16].
+const std::array<std::array<DequantizeKernel, 2>, 4> kDequantizeKernels = {{
     {&dequantize_kernel<std::int32_t, Bf16Output>, &dequantize_kernel<std::int32_t, F16Output>},
     {&dequantize_kernel<float, Bf16Output>, &dequantize_kernel<float, F16Output>},
+    {&dequantize_kernel<__nv_bfloat16, Bf16Output>, &dequantize_kernel<__nv_bfloat16, F16Output>},
+    {&dequantize_kernel<__half, Bf16Output>, &dequantize_kernel<__half, F16Output>},
 }};
+
+int acc_index(DType acc_type) {
+  switch (acc_type) {
+    case DType::I32: return 0;
+    case DType::F32: return 1;
+    case DType::BF16: return 2;
+    default: return 3;  // F16
+  }
+}
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
@@ -113,8 +124,9 @@ void dequantize_output(const void* acc, DType acc_type, std::int64_t m, std::int
   const auto require = [](bool ok, const std::string& message) {
     if (!ok) throw InvalidArgument("dequantize_output: " + message);
   };
-  require(acc_type == DType::I32 || acc_type == DType::F32,
-          std::string("acc must be I32 or F32, got ") + dtype_name(acc_type));
+  require(acc_type == DType::I32 || acc_type == DType::F32 || acc_type == DType::BF16 ||
+              acc_type == DType::F16,
+          std::string("acc must be I32, F32, BF16 or F16, got ") + dtype_name(acc_type));
   require(y_type == DType::BF16 || y_type == DType::F16,
           std::string("y must be BF16 or F16, got ") + dtype_name(y_type));
   require(m >= 0 && n >= 0, "negative shape m=" + std::to_string(m) + " n=" + std::to_string(n));
@@ -125,7 +137,9 @@ void dequantize_output(const void* acc, DType acc_type, std::int64_t m, std::int
   if (m == 0 || n == 0) return;
   require(acc != nullptr && y != nullptr, "null acc or y");
 
-  const bool vectorized = aligned16(acc) && ld_acc % 4 == 0 && aligned16(y) && ld_y % 8 == 0;
+  const std::int64_t acc_per_16_bytes = 16 / static_cast<std::int64_t>(dtype_size(acc_type));
+  const bool vectorized =
+      aligned16(acc) && ld_acc % acc_per_16_bytes == 0 && aligned16(y) && ld_y % 8 == 0;
   const std::int64_t thread_columns = (n + kColumnsPerThread - 1) / kColumnsPerThread;
   // Narrow outputs still fill the block: the spare threads take further rows.
   const int block_x =
@@ -136,7 +150,7 @@ void dequantize_output(const void* acc, DType acc_type, std::int64_t m, std::int
       static_cast<unsigned>((thread_columns + block_x - 1) / block_x),
       static_cast<unsigned>(std::min<std::int64_t>(kMaxGridY, (m + block_y - 1) / block_y)));
   const DequantizeKernel kernel =
-      kDequantizeKernels[acc_type == DType::I32 ? 0 : 1][y_type == DType::BF16 ? 0 : 1];
+      kDequantizeKernels[acc_index(acc_type)][y_type == DType::BF16 ? 0 : 1];
   kernel<<<grid, block, 0, stream>>>(acc, ld_acc, m, static_cast<int>(n), scale_x, scale_w, bias, y,
                                      ld_y, vectorized);
   SLIDESPARSE_CHECK_LAUNCH();

@@ -21,12 +21,11 @@
 #include "slidesparse/cuda/exact_divide.hpp"
 #include "slidesparse/cuda/quantize_lift.hpp"
 #include "slidesparse/error.hpp"
+#include "slidesparse/quantize.hpp"
 
 namespace slidesparse {
 namespace detail {
 namespace {
-
-constexpr float kMinQuantScale = 1e-12f;  // the CPU reference's guard for all-zero rows
 
 // Column maps as compile-time codes; a finite pattern is coded by its length L.
 constexpr int kIdentityMap = 0;

@@ -1,6 +1,7 @@
 #include "slidesparse/layer/linear.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -96,9 +97,12 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
   scale_w_ = upload(weights.scale);
   bias_ = upload(weights.bias);
   scale_x_ = DeviceBuffer<float>(static_cast<std::size_t>(m_gemm_cap_));
-  const DType acc_type = (sparse_ ? sparse_ : dense_)->output_type();
-  acc_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * n_gemm_) *
-                                    dtype_size(acc_type));
+  // The two libraries may write different accumulator types (cuSPARSELt has no FP32
+  // output for 16-bit inputs): size the shared buffer for the wider one.
+  std::size_t acc_element = 0;
+  for (const Gemm* g : {sparse_.get(), dense_.get()})
+    if (g) acc_element = std::max(acc_element, dtype_size(g->output_type()));
+  acc_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * n_gemm_) * acc_element);
   SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
 }
 
@@ -172,7 +176,15 @@ void SlideSparseLinear::prepare(const std::vector<std::int64_t>& ms) {
                                            k_gemm(path), m);
         if (entry) algo = GemmAlgo::from_json(entry->algo);
       }
-      use_algo(m, path, algo);
+      try {
+        use_algo(m, path, algo);
+      } catch (const DeviceError& e) {
+        // The nearest bucket's algorithm may not run this M: the library default always does.
+        std::fprintf(stderr, "slidesparse: warning: tuned %s algorithm for M=%lld failed (%s); "
+                     "using the library default\n", linear_path_name(path),
+                     static_cast<long long>(m), e.what());
+        use_algo(m, path, GemmAlgo{});
+      }
     }
   }
 }

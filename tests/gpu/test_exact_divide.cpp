@@ -13,11 +13,10 @@
 
 #include "slidesparse/cuda/exact_divide.hpp"
 #include "slidesparse/numeric.hpp"
+#include "slidesparse/quantize.hpp"
 
 namespace slidesparse {
 namespace {
-
-constexpr float kMinQuantScale = 1e-12f;
 
 std::uint32_t bits(float f) {
   std::uint32_t u;

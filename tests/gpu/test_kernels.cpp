@@ -1,5 +1,5 @@
-// The quantize, quantize+lift and dequantize kernels against a CPU reference written
-// here from the formulas (DESIGN.md §4-§5) with the conversions of numeric.hpp.
+// The quantize, quantize+lift and dequantize kernels against the CPU reference of
+// src/core (quantize.hpp: the same formulas, element by element).
 // Every comparison is exact: quantized bytes, scale bits and output bits. Outputs are
 // poisoned (0xCD) before each run, with a guard region behind them, so an element the
 // kernel forgot or an element written out of bounds shows up.
@@ -26,11 +26,11 @@
 #include "slidesparse/error.hpp"
 #include "slidesparse/numeric.hpp"
 #include "slidesparse/pattern.hpp"
+#include "slidesparse/quantize.hpp"
 
 namespace slidesparse {
 namespace {
 
-constexpr float kMinQuantScale = 1e-12f;
 constexpr unsigned char kPoison = 0xCD;
 constexpr std::size_t kGuardBytes = 256;  // poisoned bytes behind every output
 constexpr int kMaxReportedMismatches = 5;
@@ -57,25 +57,16 @@ float reference_scale(const std::uint16_t* row, std::int64_t k, DType x_type, Pr
   float absmax = 0.0f;
   for (std::int64_t c = 0; c < k; ++c)
     absmax = std::fmax(absmax, std::fabs(to_float(row[c], x_type)));
-  switch (p) {
-    case Precision::INT8:
-      return std::fmax(absmax / 127.0f, kMinQuantScale);
-    case Precision::FP8:
-      return std::fmax(absmax / 448.0f, kMinQuantScale);
-    default:
-      return 1.0f;
-  }
+  return quant_scale(absmax, p);
 }
 
 // One quantized element as stored: 1 byte (INT8, FP8) or 2 bytes (BF16, FP16).
 std::uint16_t reference_code(float v, float scale, Precision p) {
   switch (p) {
-    case Precision::INT8: {
-      const float r = std::clamp(std::rint(v / scale), -127.0f, 127.0f);
-      return static_cast<std::uint8_t>(static_cast<std::int8_t>(r));
-    }
+    case Precision::INT8:
+      return static_cast<std::uint8_t>(quantize_int8(v, scale));
     case Precision::FP8:
-      return float_to_e4m3(v / scale);
+      return quantize_fp8(v, scale);
     case Precision::BF16:
       return float_to_bf16(v);
     case Precision::FP16:
@@ -540,7 +531,7 @@ std::uint16_t reference_epilogue(const EpilogueData& d, std::int64_t r, std::int
   const float sx = scales ? d.scale_x[static_cast<std::size_t>(r)] : 1.0f;
   const float sw = scales ? d.scale_w[static_cast<std::size_t>(c)] : 1.0f;
   const float b = bias ? d.bias[static_cast<std::size_t>(c)] : 0.0f;
-  return from_float(std::fma(d.acc_value(r, c), sx * sw, b), y_type);
+  return from_float(dequantize_output(d.acc_value(r, c), sx, sw, b), y_type);
 }
 
 struct DeviceEpilogue {
@@ -625,6 +616,41 @@ INSTANTIATE_TEST_SUITE_P(AccumulatorAndOutputTypes, DequantizeKernel,
                          ::testing::Combine(::testing::Values(DType::I32, DType::F32),
                                             ::testing::Values(DType::BF16, DType::F16)),
                          dequant_param_name);
+
+// cuSPARSELt writes BF16/F16 results for 16-bit GEMMs: the epilogue then only adds the bias
+// (scales null) and converts. Aligned (vector path) and odd n (scalar path).
+TEST(DequantizeKernel, SixteenBitAccumulators) {
+  SLIDESPARSE_REQUIRE_GPU();
+  std::mt19937_64 rng(11);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  for (const DType acc_type : {DType::BF16, DType::F16}) {
+    for (const DType y_type : {DType::BF16, DType::F16}) {
+      for (const std::int64_t n : {64, 37}) {
+        const std::int64_t m = 19;
+        std::vector<std::uint16_t> acc(static_cast<std::size_t>(m * n));
+        for (auto& a : acc) a = from_float(normal(rng), acc_type);
+        std::vector<float> bias(static_cast<std::size_t>(n));
+        for (auto& b : bias) b = normal(rng);
+        DeviceBuffer<std::uint16_t> d_acc(acc.size()), d_y(acc.size());
+        DeviceBuffer<float> d_bias(bias.size());
+        d_acc.upload(acc.data(), acc.size());
+        d_bias.upload(bias.data(), bias.size());
+        d_y.fill_bytes(kPoison);
+        dequantize_output(d_acc.get(), acc_type, m, n, n, nullptr, nullptr, d_bias.get(), y_type,
+                          d_y.get(), n, nullptr);
+        std::vector<std::uint16_t> y(acc.size());
+        d_y.download(y.data(), y.size());
+        for (std::int64_t i = 0; i < m * n; ++i) {
+          const float a = to_float(acc[static_cast<std::size_t>(i)], acc_type);
+          const std::uint16_t expected = from_float(
+              dequantize_output(a, 1.0f, 1.0f, bias[static_cast<std::size_t>(i % n)]), y_type);
+          ASSERT_EQ(y[static_cast<std::size_t>(i)], expected)
+              << dtype_name(acc_type) << " -> " << dtype_name(y_type) << " n=" << n << " at " << i;
+        }
+      }
+    }
+  }
+}
 
 // More rows than gridDim.y can hold and more than 2^31 elements: the row loop and the
 // 64-bit offsets. Rows repeat a 5-row tile of acc; scale_x differs on every row.

@@ -3,7 +3,11 @@
 // quantized weights, measured in the same run, plus the whole layer both ways.
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <tuple>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -16,6 +20,7 @@
 #include "kernel_sweep.hpp"
 #include "slidesparse/cuda/check.hpp"
 #include "slidesparse/error.hpp"
+#include "slidesparse/file.hpp"
 #include "slidesparse/layer/linear.hpp"
 #include "slidesparse/numeric.hpp"
 #include "slidesparse/pack.hpp"

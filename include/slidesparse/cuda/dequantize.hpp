@@ -13,7 +13,7 @@ namespace slidesparse {
 // y[r, c] = RN_out(fma(acc[r, c], scale_x[r] · scale_w[c], bias[c])), acc converted to
 // float first (int32 rounds to nearest). A null scale reads as 1 and a null bias as 0
 // (BF16/FP16 GEMMs pass both scales null). Row r of acc starts at element r*ld_acc,
-// of y at r*ld_y. Requirements (InvalidArgument otherwise): acc_type I32 or F32,
+// of y at r*ld_y. Requirements (InvalidArgument otherwise): acc_type I32, F32, BF16 or F16,
 // y_type BF16 or F16, ld_acc >= n, ld_y >= n, n < 2^31. Any m (64-bit offsets);
 // 16-byte vector accesses where pointers and strides allow. Asynchronous on `stream`.
 void dequantize_output(const void* acc, DType acc_type, std::int64_t m, std::int64_t n,
