@@ -70,6 +70,8 @@ std::uint8_t float_to_e4m3(float x) {
   if (std::isnan(x)) return static_cast<std::uint8_t>(sign | 0x7Fu);
   const float a = std::fabs(x);
   if (a >= kE4M3Max) return static_cast<std::uint8_t>(sign | 0x7Eu);  // saturate (inf too)
+  // frexp(0) reports exponent 0, which the normal path below would misread as a binade.
+  if (a == 0.0f) return sign;
   // Smallest normal is 2^-6; subnormals have unit 2^-9.
   int exponent = 0;
   std::frexp(a, &exponent);  // a = f * 2^exponent, f in [0.5, 1)
