@@ -97,8 +97,11 @@ void expect_converted(const std::vector<TinyTensor>& tensors, const std::string&
     const std::string bias_name = prefix + ".bias";
     if (out.contains(bias_name)) {
       ASSERT_EQ(loaded.bias.size(), static_cast<std::size_t>(n));
-      for (const TinyTensor& b : tensors)
-        if (b.name == bias_name) EXPECT_EQ(loaded.bias, b.values);
+      for (const TinyTensor& b : tensors) {
+        if (b.name == bias_name) {
+          EXPECT_EQ(loaded.bias, b.values);
+        }
+      }
     } else {
       EXPECT_TRUE(loaded.bias.empty());
     }

@@ -143,12 +143,12 @@ TEST(PackLinear, PruneNoneRejectsAViolationNamingRowAndGroup) {
   auto w = random_weights(n, k, 6);
   prune_magnitude(w.data(), n, k, pattern);
   EXPECT_NO_THROW(pack_linear(w.data(), n, k, nullptr, Precision::INT8, pattern, PruneMode::None, "w"));
-  for (int c = 12; c < 17; ++c) w[211 * k + c] = 1.0f;  // group 2 of row 211: 5 non-zeros
+  for (int c = 12; c < 18; ++c) w[211 * k + c] = 1.0f;  // group 2 of row 211: 6 non-zeros
   try {
     pack_linear(w.data(), n, k, nullptr, Precision::INT8, pattern, PruneMode::None, "up.weight", 2);
     FAIL() << "expected InvalidArgument";
   } catch (const InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("up.weight: row 211, group 2 has 5 non-zeros"),
+    EXPECT_NE(std::string(e.what()).find("up.weight: row 211, group 2 has 6 non-zeros"),
               std::string::npos)
         << e.what();
   }
