@@ -1,5 +1,3 @@
-#include "slidesparse/numeric.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +6,8 @@
 #include <limits>
 #include <random>
 #include <vector>
+
+#include "slidesparse/numeric.hpp"
 
 namespace slidesparse {
 namespace {
@@ -112,14 +112,14 @@ TEST(E4M3, NaNBecomesTheNaNCode) {
 }
 
 TEST(E4M3, Subnormals) {
-  EXPECT_EQ(float_to_e4m3(std::ldexp(1.0f, -9)), 0x01);  // smallest subnormal
+  EXPECT_EQ(float_to_e4m3(std::ldexp(1.0f, -9)), 0x01);   // smallest subnormal
   EXPECT_EQ(float_to_e4m3(std::ldexp(1.0f, -10)), 0x00);  // half of it: ties to even 0
   EXPECT_EQ(float_to_e4m3(-std::ldexp(1.0f, -10)), 0x80);
   EXPECT_EQ(float_to_e4m3(std::nextafter(std::ldexp(1.0f, -10), 1.0f)), 0x01);
-  EXPECT_EQ(float_to_e4m3(std::ldexp(3.0f, -10)), 0x02);  // 1.5 units: ties to even 2
-  EXPECT_EQ(float_to_e4m3(std::ldexp(7.0f, -9)), 0x07);   // largest subnormal
+  EXPECT_EQ(float_to_e4m3(std::ldexp(3.0f, -10)), 0x02);   // 1.5 units: ties to even 2
+  EXPECT_EQ(float_to_e4m3(std::ldexp(7.0f, -9)), 0x07);    // largest subnormal
   EXPECT_EQ(float_to_e4m3(std::ldexp(15.0f, -10)), 0x08);  // 7.5 units: up to 2^-6
-  EXPECT_EQ(float_to_e4m3(std::ldexp(1.0f, -6)), 0x08);   // smallest normal
+  EXPECT_EQ(float_to_e4m3(std::ldexp(1.0f, -6)), 0x08);    // smallest normal
   EXPECT_EQ(float_to_e4m3(1e-30f), 0x00);
   EXPECT_EQ(float_to_e4m3(std::numeric_limits<float>::denorm_min()), 0x00);
 }
@@ -173,8 +173,8 @@ TEST(FP16, SpotChecks) {
   EXPECT_EQ(float_to_fp16(1.0f), 0x3C00);
   EXPECT_EQ(float_to_fp16(-2.0f), 0xC000);
   EXPECT_EQ(float_to_fp16(-0.0f), 0x8000);
-  EXPECT_EQ(float_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);        // tie: to even
-  EXPECT_EQ(float_to_fp16(1.0f + std::ldexp(3.0f, -11)), 0x3C02);        // tie: to even
+  EXPECT_EQ(float_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie: to even
+  EXPECT_EQ(float_to_fp16(1.0f + std::ldexp(3.0f, -11)), 0x3C02);  // tie: to even
   EXPECT_EQ(float_to_fp16(std::nextafter(1.0f + std::ldexp(1.0f, -11), 2.0f)), 0x3C01);
   EXPECT_EQ(float_to_fp16(65504.0f), 0x7BFF);
   EXPECT_EQ(float_to_fp16(65519.0f), 0x7BFF);
@@ -182,12 +182,12 @@ TEST(FP16, SpotChecks) {
   EXPECT_EQ(float_to_fp16(1e9f), 0x7C00);
   EXPECT_EQ(float_to_fp16(-kInf), 0xFC00);
   EXPECT_TRUE(std::isnan(fp16_to_float(float_to_fp16(kNaN))));
-  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -14)), 0x0400);   // smallest normal
+  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -14)), 0x0400);     // smallest normal
   EXPECT_EQ(float_to_fp16(std::ldexp(1023.0f, -24)), 0x03FF);  // largest subnormal
-  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -24)), 0x0001);   // smallest subnormal
-  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -25)), 0x0000);   // half of it: to even 0
+  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -24)), 0x0001);     // smallest subnormal
+  EXPECT_EQ(float_to_fp16(std::ldexp(1.0f, -25)), 0x0000);     // half of it: to even 0
   EXPECT_EQ(float_to_fp16(std::nextafter(std::ldexp(1.0f, -25), 1.0f)), 0x0001);
-  EXPECT_EQ(float_to_fp16(std::ldexp(3.0f, -25)), 0x0002);   // 1.5 units: to even 2
+  EXPECT_EQ(float_to_fp16(std::ldexp(3.0f, -25)), 0x0002);     // 1.5 units: to even 2
   EXPECT_EQ(float_to_fp16(std::ldexp(2047.0f, -25)), 0x0400);  // carries into the normals
   EXPECT_EQ(float_to_fp16(std::numeric_limits<float>::denorm_min()), 0x0000);
 }
@@ -214,8 +214,8 @@ TEST(FP16, MatchesBruteForceNearestOnRandomFloats) {
   for (int i = 0; i < 100000; ++i) xs.push_back(in_range(rng));
   for (int i = 0; i < 100000; ++i) xs.push_back(std::ldexp(in_range(rng), -30));
   for (const float x : xs) {
-    const unsigned expected = nearest_code(std::fabs(static_cast<double>(x)), values) |
-                              (std::signbit(x) ? 0x8000u : 0u);
+    const unsigned expected =
+        nearest_code(std::fabs(static_cast<double>(x)), values) | (std::signbit(x) ? 0x8000u : 0u);
     ASSERT_EQ(float_to_fp16(x), expected) << x;
   }
 }
@@ -255,8 +255,9 @@ TEST(BF16, MatchesNearestEvenOnRandomFloats) {
     const std::uint32_t u = bits_of(x);
     const std::uint32_t lo = u >> 16;  // truncation toward zero; lo + 1 is the next value out
     const double vlo = std::fabs(static_cast<double>(float_of(lo << 16)));
-    const double vhi = (lo & 0x7FFFu) == 0x7F7Fu ? std::ldexp(1.0, 128)
-                                                  : std::fabs(static_cast<double>(float_of((lo + 1) << 16)));
+    const double vhi = (lo & 0x7FFFu) == 0x7F7Fu
+                           ? std::ldexp(1.0, 128)
+                           : std::fabs(static_cast<double>(float_of((lo + 1) << 16)));
     const double a = std::fabs(static_cast<double>(x));
     std::uint32_t expected;
     if ((lo & 0x7FFFu) == 0x7F80u) {

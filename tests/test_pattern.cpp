@@ -1,10 +1,9 @@
-#include "slidesparse/pattern.hpp"
-
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "slidesparse/error.hpp"
+#include "slidesparse/pattern.hpp"
 
 namespace slidesparse {
 namespace {
@@ -37,9 +36,9 @@ TEST(Pattern, ParsesTheInfinitePattern) {
 }
 
 TEST(Pattern, RejectsWhatIsNotInTheFamily) {
-  for (const char* text : {"3:8", "2_5", "0_4", "8:8", "2_18", "", "6:", "abc", "16:18", "0:2",
-                           "2_2", "2_0", "4:6:8", ":8", "_8", "2_", "2_8x", "-2_8", " 6:8",
-                           "6:8 ", "2:inf", "3_8", "2_1000"}) {
+  for (const char* text : {"3:8",   "2_5",  "0_4",  "8:8",  "2_18",  "",    "6:",    "abc",
+                           "16:18", "0:2",  "2_2",  "2_0",  "4:6:8", ":8",  "_8",    "2_",
+                           "2_8x",  "-2_8", " 6:8", "6:8 ", "2:inf", "3_8", "2_1000"}) {
     EXPECT_THROW(Pattern::parse(text), InvalidArgument) << "'" << text << "'";
   }
   for (int length : {-4, 0, 2, 3, 5, 18, 20}) {
@@ -106,8 +105,8 @@ TEST(Pattern, PaddedAndSlidWidths) {
   // γ·K_pad for every pattern; 64-bit K survives.
   const std::int64_t big = (std::int64_t{1} << 33) + 3;
   for (const Pattern& p : Pattern::all()) {
-    for (std::int64_t k : {std::int64_t{1}, std::int64_t{13}, std::int64_t{4096},
-                           std::int64_t{14336}, big}) {
+    for (std::int64_t k :
+         {std::int64_t{1}, std::int64_t{13}, std::int64_t{4096}, std::int64_t{14336}, big}) {
       const std::int64_t pad = p.k_padded(k);
       const std::int64_t unit = p.is_infinite() ? 2 : p.length();
       EXPECT_EQ(pad % unit, 0);

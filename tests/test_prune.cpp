@@ -1,5 +1,3 @@
-#include "slidesparse/prune.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +6,7 @@
 #include <vector>
 
 #include "slidesparse/error.hpp"
+#include "slidesparse/prune.hpp"
 
 namespace slidesparse {
 namespace {
@@ -22,8 +21,8 @@ TEST(Prune, ParsesModes) {
 }
 
 TEST(Prune, DropsTheSmallestMagnitudesOfEachGroup) {
-  std::vector<float> w = {1, -8, 3, 0.5f, -2, 7, 6, -4,    // group 0: drops 0.5 and 1
-                          -9, 9, 0, 0, 1, 2, 3, 4};        // group 1: two zeros, nothing to do
+  std::vector<float> w = {1,  -8, 3, 0.5f, -2, 7, 6, -4,  // group 0: drops 0.5 and 1
+                          -9, 9,  0, 0,    1,  2, 3, 4};  // group 1: two zeros, nothing to do
   prune_magnitude(w.data(), 1, 16, Pattern::parse("6:8"));
   const std::vector<float> expected = {0, -8, 3, 0, -2, 7, 6, -4, -9, 9, 0, 0, 1, 2, 3, 4};
   EXPECT_EQ(w, expected);
@@ -78,8 +77,9 @@ TEST(Prune, RandomMatricesKeepTheLargestValues) {
   for (const Pattern& p : Pattern::all()) {
     if (p.is_infinite()) continue;
     const int l = p.length();
-    for (std::int64_t k : {std::int64_t{1}, std::int64_t{l - 1}, std::int64_t{l},
-                           std::int64_t{3 * l + 1}, std::int64_t{3 * l + l - 1}, std::int64_t{100}}) {
+    for (std::int64_t k :
+         {std::int64_t{1}, std::int64_t{l - 1}, std::int64_t{l}, std::int64_t{3 * l + 1},
+          std::int64_t{3 * l + l - 1}, std::int64_t{100}}) {
       const std::int64_t rows = 6;
       std::vector<float> original(static_cast<std::size_t>(rows * k));
       for (float& v : original) v = value(rng);

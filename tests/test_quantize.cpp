@@ -1,5 +1,3 @@
-#include "slidesparse/quantize.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +8,7 @@
 
 #include "slidesparse/error.hpp"
 #include "slidesparse/numeric.hpp"
+#include "slidesparse/quantize.hpp"
 
 namespace slidesparse {
 namespace {

@@ -1,5 +1,3 @@
-#include "slidesparse/slide.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,13 +9,14 @@
 #include <vector>
 
 #include "slidesparse/error.hpp"
+#include "slidesparse/slide.hpp"
 
 namespace slidesparse {
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-const DType kSlidableTypes[] = {DType::I8, DType::U8, DType::F8_E4M3,
+const DType kSlidableTypes[] = {DType::I8,   DType::U8,  DType::F8_E4M3,
                                 DType::BF16, DType::F16, DType::F32};
 
 // Raw elements as unsigned integers of their width.
@@ -33,11 +32,15 @@ void put(Bytes& b, std::int64_t i, DType t, std::uint32_t v) {
 // The bits that make a value non-zero: everything but the sign of the float formats.
 std::uint32_t magnitude_bits(DType t) {
   switch (t) {
-    case DType::F8_E4M3: return 0x7Fu;
+    case DType::F8_E4M3:
+      return 0x7Fu;
     case DType::BF16:
-    case DType::F16: return 0x7FFFu;
-    case DType::F32: return 0x7FFFFFFFu;
-    default: return 0xFFu;
+    case DType::F16:
+      return 0x7FFFu;
+    case DType::F32:
+      return 0x7FFFFFFFu;
+    default:
+      return 0xFFu;
   }
 }
 bool is_zero(std::uint32_t v, DType t) { return (v & magnitude_bits(t)) == 0; }
@@ -94,8 +97,8 @@ Bytes random_compliant(DType t, std::int64_t rows, std::int64_t k, const Pattern
 void expect_valid_slide(DType t, const Bytes& x, std::int64_t rows, std::int64_t k,
                         const Pattern& p, const Bytes& slid) {
   const std::int64_t k_slide = p.k_slide(k);
-  const std::string what = std::string(dtype_name(t)) + " " + p.zeros_name() +
-                           " K=" + std::to_string(k);
+  const std::string what =
+      std::string(dtype_name(t)) + " " + p.zeros_name() + " K=" + std::to_string(k);
   const auto violation = find_2to4_violation(t, slid.data(), rows, k_slide);
   ASSERT_FALSE(violation) << what << " row " << violation->row << " window " << violation->window;
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -167,8 +170,9 @@ TEST(Slide, GreedySucceedsOnEveryMaskWithAtMostLMinus2NonZeros) {
       const std::vector<int> window_of = assign_windows(nonzero, l);
       for (int pos = 0; pos < l; ++pos)
         if (window_of[static_cast<std::size_t>(pos)] >= 0)
-          put(expected, r * p.k_slide(l) + 4 * window_of[static_cast<std::size_t>(pos)] +
-                            (pos - 2 * window_of[static_cast<std::size_t>(pos)]),
+          put(expected,
+              r * p.k_slide(l) + 4 * window_of[static_cast<std::size_t>(pos)] +
+                  (pos - 2 * window_of[static_cast<std::size_t>(pos)]),
               DType::I8, pos + 1u);
     }
     Bytes slid = zeros(DType::I8, rows * p.k_slide(l));

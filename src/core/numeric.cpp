@@ -31,7 +31,7 @@ std::uint16_t float_to_fp16(float x) {
   const std::uint32_t u = bits_of(x);
   const std::uint16_t sign = static_cast<std::uint16_t>((u >> 16) & 0x8000u);
   const std::uint32_t abs = u & 0x7FFFFFFFu;
-  if (abs > 0x7F800000u) return static_cast<std::uint16_t>(sign | 0x7E00u);  // NaN
+  if (abs > 0x7F800000u) return static_cast<std::uint16_t>(sign | 0x7E00u);   // NaN
   if (abs >= 0x477FF000u) return static_cast<std::uint16_t>(sign | 0x7C00u);  // rounds to inf
   const int exponent = static_cast<int>(abs >> 23) - 127;
   if (exponent >= -14) {  // normal half

@@ -107,9 +107,9 @@ void float_to_storage(float v, void* data, std::int64_t index, DType t) {
 
 void quantize_rows(const float* x, std::int64_t rows, std::int64_t cols, Precision p, void* q,
                    float* scales) {
-  SLIDESPARSE_REQUIRE(rows >= 0 && cols >= 0, InvalidArgument,
-                      "quantize_rows: negative shape [" + std::to_string(rows) + ", " +
-                          std::to_string(cols) + "]");
+  SLIDESPARSE_REQUIRE(
+      rows >= 0 && cols >= 0, InvalidArgument,
+      "quantize_rows: negative shape [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * cols;
     const std::int64_t base = r * cols;

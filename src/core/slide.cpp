@@ -67,10 +67,9 @@ struct Kernels {
     for (int pos = 0; pos < size; ++pos) nonzeros += !is_zero(load<T>(row, start + pos));
     throw InvalidArgument("slide: row " + std::to_string(r) + ", group " + std::to_string(group) +
                           " (columns " + std::to_string(start) + ".." +
-                          std::to_string(start + size - 1) + ") holds " +
-                          std::to_string(nonzeros) + " non-zeros; pattern " + p.display_name() +
-                          " allows at most " + std::to_string(p.length() - 2) +
-                          " (prune the weights first)");
+                          std::to_string(start + size - 1) + ") holds " + std::to_string(nonzeros) +
+                          " non-zeros; pattern " + p.display_name() + " allows at most " +
+                          std::to_string(p.length() - 2) + " (prune the weights first)");
   }
 
   static void slide(const Byte* in, std::int64_t rows, std::int64_t k, const Pattern& p,
@@ -109,18 +108,19 @@ struct Kernels {
       std::int64_t s = 0;
       for (std::int64_t group = 0; group < g.groups; ++group) {
         for (int w = 0; w < g.windows; ++w) {
-          const std::int64_t first = group * g.group_cols + 2 * w;  // window w covers first..+3
+          const std::int64_t first =
+              group * g.group_cols + 2 * std::int64_t{w};  // covers first..+3
           for (int j = 0; j < 4; ++j, ++s) {
             const T v = load<T>(src, s);
             if (is_zero(v)) continue;
             const std::int64_t col = first + j;
             if (col >= k || !is_zero(load<T>(dst, col)))
-              throw InvalidArgument(
-                  "unslide: row " + std::to_string(r) + ", slid column " + std::to_string(s) +
-                  " holds a non-zero for column " + std::to_string(col) +
-                  (col >= k ? " beyond K = " + std::to_string(k)
-                            : std::string(" that another slot already holds")) +
-                  "; not a matrix slid with pattern " + p.display_name());
+              throw InvalidArgument("unslide: row " + std::to_string(r) + ", slid column " +
+                                    std::to_string(s) + " holds a non-zero for column " +
+                                    std::to_string(col) +
+                                    (col >= k ? " beyond K = " + std::to_string(k)
+                                              : std::string(" that another slot already holds")) +
+                                    "; not a matrix slid with pattern " + p.display_name());
             store(v, dst, col);
           }
         }
@@ -164,11 +164,10 @@ decltype(auto) dispatch(DType t, const char* what, Fn&& fn) {
 }  // namespace
 
 std::vector<int> assign_windows(const std::vector<bool>& nonzero, int length) {
-  SLIDESPARSE_REQUIRE(length >= Pattern::kMinLength && length <= Pattern::kMaxLength &&
-                          length % 2 == 0,
-                      InvalidArgument,
-                      "assign_windows: group length " + std::to_string(length) +
-                          " is not one of 4, 6, ..., 16");
+  SLIDESPARSE_REQUIRE(
+      length >= Pattern::kMinLength && length <= Pattern::kMaxLength && length % 2 == 0,
+      InvalidArgument,
+      "assign_windows: group length " + std::to_string(length) + " is not one of 4, 6, ..., 16");
   SLIDESPARSE_REQUIRE(nonzero.size() == static_cast<std::size_t>(length), InvalidArgument,
                       "assign_windows: " + std::to_string(nonzero.size()) +
                           " positions for a group of " + std::to_string(length));
@@ -181,9 +180,8 @@ std::vector<int> assign_windows(const std::vector<bool>& nonzero, int length) {
     if (w < 0) {
       const auto nonzeros = std::count(nonzero.begin(), nonzero.end(), true);
       throw InvalidArgument("assign_windows: no window has room for position " +
-                            std::to_string(pos) + "; the group holds " +
-                            std::to_string(nonzeros) + " non-zeros, at most " +
-                            std::to_string(length - 2) + " fit");
+                            std::to_string(pos) + "; the group holds " + std::to_string(nonzeros) +
+                            " non-zeros, at most " + std::to_string(length - 2) + " fit");
     }
     ++fill[w];
     window_of[static_cast<std::size_t>(pos)] = w;
