@@ -2,7 +2,7 @@
 // (timed) and reports MB/s of input and the converter's peak resident memory, optionally
 // appending a CSV row.
 //
-//   bench_convert --preset qwen2.5-7b --layers 4 --pattern 6:8 --dtype int8 --threads 2 \
+//   bench_convert --preset qwen2.5-7b --layers 4 --pattern 6:8 --dtype int8 --threads 2
 //                 --work /tmp/bench --csv docs/results/convert_throughput.csv
 #include <sys/resource.h>
 #include <sys/wait.h>
