@@ -8,7 +8,7 @@
 
 #include "slidesparse/error.hpp"
 #include "slidesparse/numeric.hpp"
-#include "slidesparse/quantize.hpp"
+#include "slidesparse/pack_kernels.hpp"
 #include "slidesparse/slide.hpp"
 
 namespace slidesparse {
@@ -108,7 +108,7 @@ void pack_rows(DType dtype, const std::uint8_t* w, std::int64_t begin, std::int6
     widen(dtype, w + static_cast<std::size_t>(row * k) * in_element, rows * k, block.data());
     require_finite(block.data(), rows, k, row, tensor_name);
     if (prune == PruneMode::Magnitude) {
-      prune_magnitude(block.data(), rows, k, out.pattern);
+      pack_kernels::prune_magnitude(block.data(), rows, k, out.pattern);
     } else if (auto v = find_group_violation(block.data(), rows, k, out.pattern)) {
       throw InvalidArgument(tensor_name + ": row " + std::to_string(row + v->row) + ", group " +
                             std::to_string(v->group) + " has " + std::to_string(v->nonzeros) +
@@ -116,9 +116,9 @@ void pack_rows(DType dtype, const std::uint8_t* w, std::int64_t begin, std::int6
                             std::to_string(out.pattern.length() - 2) +
                             " (use --prune magnitude)");
     }
-    quantize_rows(block.data(), rows, k, out.precision, quantized.data(),
-                  out.scale.data() + row);
-    slide_rows(storage, quantized.data(), rows, k, out.pattern,
+    pack_kernels::quantize_rows(block.data(), rows, k, out.precision, quantized.data(),
+                                out.scale.data() + row);
+    pack_kernels::slide_rows(storage, quantized.data(), rows, k, out.pattern,
                out.weight.data() + static_cast<std::size_t>(row * k_slide) * element);
   }
 }
