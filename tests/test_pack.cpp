@@ -100,6 +100,30 @@ TEST(PackLinear, Float16Input) {
   EXPECT_EQ(packed.scale, expected.scale);
 }
 
+// The converter reuses two PackedLinear for every tensor: a reused one must hold exactly what
+// a fresh one would, whatever it held before.
+TEST(PackLinear, PackIntoReusesBuffersWithoutLeftovers) {
+  const Pattern pattern = Pattern::parse("6:8");
+  const auto big = to_bf16(random_weights(64, 96, 7));
+  const auto small = to_bf16(random_weights(5, 24, 8));
+  std::vector<float> bias(64, 0.5f);
+  PackedLinear reused;
+  pack_linear_into(reused, DType::BF16, big.data(), 64, 96, bias.data(), Precision::BF16, pattern,
+                   PruneMode::Magnitude, "big");
+  for (Precision precision : {Precision::INT8, Precision::FP8}) {
+    pack_linear_into(reused, DType::BF16, small.data(), 5, 24, nullptr, precision, pattern,
+                     PruneMode::Magnitude, "small");
+    const PackedLinear fresh = pack_linear(DType::BF16, small.data(), 5, 24, nullptr, precision,
+                                           pattern, PruneMode::Magnitude, "small");
+    EXPECT_EQ(reused.weight, fresh.weight);
+    EXPECT_EQ(reused.scale, fresh.scale);
+    EXPECT_TRUE(reused.bias.empty());
+    EXPECT_EQ(reused.n, 5);
+    EXPECT_EQ(reused.k, 24);
+    EXPECT_EQ(reused.precision, precision);
+  }
+}
+
 TEST(PackLinear, KeepsBiasAndUnpacksToThePrunedQuantizedWeights) {
   const std::int64_t n = 11, k = 40;
   auto w = random_weights(n, k, 4);

@@ -38,13 +38,16 @@ struct ConvertStats {
   double seconds = 0;
 };
 
-// Called from the converting thread with the bytes of input tensor data processed so far.
+// Called with the bytes of input tensor data converted so far, always from one thread (the
+// writer's, not the caller's).
 using ConvertProgress = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
 // Converts in_dir into out_dir. The output is built in a staging directory beside out_dir
 // and renamed into place at the end: a failed or interrupted run leaves no out_dir, and an
-// existing out_dir is replaced only with options.force. Memory stays bounded by a few times
-// the largest linear weight: tensors are streamed from the input's memory maps.
+// existing out_dir is replaced only with options.force. Linear layers are packed on
+// options.threads threads while another thread writes the previous results, and memory stays
+// bounded by a few times the largest linear weight: tensors are streamed from the input's
+// memory maps.
 // Throws InvalidArgument for bad options or an existing output, FormatError naming the
 // file and tensor for bad input (unknown architecture, non-finite weights, a linear weight
 // that is not 2-D BF16/F16/F32, a pattern violated under PruneMode::None, an input that is

@@ -12,17 +12,18 @@
 #include "slidesparse/file.hpp"
 #include "slidesparse/pack.hpp"
 #include "slidesparse/safetensors.hpp"
+#include "conversion_plan.hpp"
 #include "release_pages.hpp"
+#include "shard_writer.hpp"
 
 namespace slidesparse {
 
 namespace {
 namespace fs = std::filesystem;
+using convert_detail::OutputShard;
+using convert_detail::OutputUnit;
 using convert_detail::release_pages;
-
-// Copies go through the writer in pieces of this size, so a 1 GB embedding never needs
-// 1 GB of memory.
-constexpr std::uint64_t kCopyChunkBytes = std::uint64_t{16} << 20;
+using convert_detail::ShardWriter;
 
 // Weight files of other formats: copying them would ship the unconverted weights too.
 const std::set<std::string> kSkippedExtensions = {".safetensors", ".bin", ".pt",
@@ -34,26 +35,6 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
     text += (i ? ", " : "") + std::to_string(shape[i]);
   return text + "]";
 }
-
-// One piece of output: a tensor copied unchanged, or a linear layer's weight + scale
-// (kept in one shard).
-struct OutputUnit {
-  const SafetensorsFile* file = nullptr;
-  const TensorInfo* source = nullptr;
-  std::vector<TensorSpec> specs;  // 1 for a copy, 2 for a linear (weight, scale)
-  bool linear = false;
-
-  std::uint64_t nbytes() const {
-    std::uint64_t total = 0;
-    for (const auto& spec : specs) total += spec.nbytes();
-    return total;
-  }
-};
-
-struct OutputShard {
-  std::string file_name;
-  std::vector<const OutputUnit*> units;
-};
 
 std::string prefix_of(const std::string& weight_name) {
   return weight_name.substr(0, weight_name.size() - std::string(".weight").size());
@@ -133,72 +114,34 @@ std::vector<OutputShard> plan_shards(const std::vector<OutputUnit>& units, std::
   return shards;
 }
 
-class ShardWriter {
- public:
-  ShardWriter(const ConvertOptions& options, const ConvertProgress& progress,
-              std::uint64_t total_input, ConvertStats& stats)
-      : options_(options), progress_(progress), total_input_(total_input), stats_(stats) {}
-
-  void write(const std::string& path, const OutputShard& shard) {
-    std::vector<TensorSpec> specs;
-    for (const OutputUnit* unit : shard.units)
-      specs.insert(specs.end(), unit->specs.begin(), unit->specs.end());
-    SafetensorsWriter writer(path, specs, {{"format", "pt"}});
+// Packs every linear on this thread (with options.threads workers) and hands the results,
+// in plan order, to the writer thread.
+ConvertStats pack_and_write(const std::vector<OutputShard>& shards, const std::string& dir,
+                            const ConvertOptions& options, const ConvertProgress& progress,
+                            std::uint64_t total_input) {
+  ShardWriter writer(shards, dir, progress, total_input);
+  for (const auto& shard : shards) {
     for (const OutputUnit* unit : shard.units) {
-      if (unit->linear) {
-        write_linear(writer, *unit);
-      } else {
-        copy(writer, *unit);
+      if (!unit->linear) {
+        writer.submit(*unit, nullptr);
+        continue;
       }
+      const TensorInfo& tensor = *unit->source;
+      const std::uint8_t* data = unit->file->data(tensor);
+      PackedLinear& packed = writer.acquire_buffer();
+      try {
+        pack_linear_into(packed, tensor.dtype, data, tensor.shape[0], tensor.shape[1], nullptr,
+                         options.precision, options.pattern, options.prune, tensor.name,
+                         options.threads);
+      } catch (const InvalidArgument& e) {
+        throw FormatError(unit->file->path() + ": " + e.what());
+      }
+      release_pages(data, tensor.nbytes());
+      writer.submit(*unit, &packed);
     }
-    writer.finish();
   }
-
- private:
-  void copy(SafetensorsWriter& writer, const OutputUnit& unit) {
-    const TensorInfo& tensor = *unit.source;
-    const std::uint8_t* data = unit.file->data(tensor);
-    writer.begin_tensor(tensor.name);
-    for (std::uint64_t offset = 0; offset < tensor.nbytes(); offset += kCopyChunkBytes) {
-      const std::uint64_t size = std::min(kCopyChunkBytes, tensor.nbytes() - offset);
-      writer.write_chunk(data + offset, size);
-      release_pages(data + offset, size);
-      advance(size);
-    }
-    ++stats_.copied_tensors;
-    stats_.output_bytes += tensor.nbytes();
-  }
-
-  void write_linear(SafetensorsWriter& writer, const OutputUnit& unit) {
-    const TensorInfo& tensor = *unit.source;
-    const std::uint8_t* data = unit.file->data(tensor);
-    PackedLinear packed;
-    try {
-      packed = pack_linear(tensor.dtype, data, tensor.shape[0], tensor.shape[1], nullptr,
-                           options_.precision, options_.pattern, options_.prune, tensor.name,
-                           options_.threads);
-    } catch (const InvalidArgument& e) {
-      throw FormatError(unit.file->path() + ": " + e.what());
-    }
-    release_pages(data, tensor.nbytes());
-    writer.write(unit.specs[0].name, packed.weight.data(), packed.weight.size());
-    writer.write(unit.specs[1].name, packed.scale.data(), packed.scale.size() * sizeof(float));
-    ++stats_.linear_tensors;
-    stats_.output_bytes += unit.nbytes();
-    advance(tensor.nbytes());
-  }
-
-  void advance(std::uint64_t bytes) {
-    done_ += bytes;
-    if (progress_) progress_(done_, total_input_);
-  }
-
-  const ConvertOptions& options_;
-  const ConvertProgress& progress_;
-  std::uint64_t total_input_;
-  ConvertStats& stats_;
-  std::uint64_t done_ = 0;
-};
+  return writer.finish();
+}
 
 nlohmann::json index_json(const std::vector<OutputShard>& shards) {
   nlohmann::json weight_map = nlohmann::json::object();
@@ -258,13 +201,12 @@ ConvertStats convert_checkpoint(const std::string& in_dir, const std::string& ou
   const std::vector<OutputUnit> units = plan_units(input, options, info);
   const std::vector<OutputShard> shards = plan_shards(units, options.max_shard_bytes);
 
-  ConvertStats stats;
-  for (const auto& unit : units) stats.input_bytes += unit.source->nbytes();
-  stats.output_shards = static_cast<std::int64_t>(shards.size());
+  std::uint64_t input_bytes = 0;
+  for (const auto& unit : units) input_bytes += unit.source->nbytes();
 
   StagingDirectory staging(out_dir, options.force);
-  ShardWriter writer(options, progress, stats.input_bytes, stats);
-  for (const auto& shard : shards) writer.write(staging.path() + "/" + shard.file_name, shard);
+  ConvertStats stats = pack_and_write(shards, staging.path(), options, progress, input_bytes);
+  stats.input_bytes = input_bytes;
   if (shards.size() > 1)
     write_file_atomic(staging.path() + "/" + Checkpoint::kIndexFile, index_json(shards).dump(2) + "\n");
   copy_side_files(input, staging.path());

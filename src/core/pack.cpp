@@ -124,25 +124,36 @@ void pack_rows(DType dtype, const std::uint8_t* w, std::int64_t begin, std::int6
 }
 }  // namespace
 
-PackedLinear pack_linear(DType dtype, const void* w, std::int64_t n, std::int64_t k,
-                         const float* bias, Precision precision, const Pattern& pattern,
-                         PruneMode prune, const std::string& tensor_name, int threads) {
+void pack_linear_into(PackedLinear& out, DType dtype, const void* w, std::int64_t n,
+                      std::int64_t k, const float* bias, Precision precision,
+                      const Pattern& pattern, PruneMode prune, const std::string& tensor_name,
+                      int threads) {
   if (n <= 0 || k <= 0)
     throw InvalidArgument(tensor_name + ": invalid linear shape [" + std::to_string(n) + ", " +
                           std::to_string(k) + "]");
-  PackedLinear out;
   out.precision = precision;
   out.pattern = pattern;
   out.n = n;
   out.k = k;
   out.scale.resize(static_cast<std::size_t>(n));
-  if (bias) out.bias.assign(bias, bias + n);
+  if (bias) {
+    out.bias.assign(bias, bias + n);
+  } else {
+    out.bias.clear();
+  }
   const std::size_t element = dtype_size(precision_storage(precision));
   out.weight.resize(static_cast<std::size_t>(n * out.k_slide()) * element);
   const auto* bytes = static_cast<const std::uint8_t*>(w);
   parallel_rows(n, threads, [&](std::int64_t begin, std::int64_t end) {
     pack_rows(dtype, bytes, begin, end, prune, tensor_name, out);
   });
+}
+
+PackedLinear pack_linear(DType dtype, const void* w, std::int64_t n, std::int64_t k,
+                         const float* bias, Precision precision, const Pattern& pattern,
+                         PruneMode prune, const std::string& tensor_name, int threads) {
+  PackedLinear out;
+  pack_linear_into(out, dtype, w, n, k, bias, precision, pattern, prune, tensor_name, threads);
   return out;
 }
 
