@@ -2,7 +2,12 @@
 // one clear line on stderr naming the file and the problem, a non-zero exit, and no output
 // directory left behind.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <filesystem>
 #include <fstream>
@@ -212,8 +217,39 @@ TEST_F(CliTest, PatternViolatedWithPruneNone) {
                         "--prune magnitude"});
 }
 
-// Real model shapes, cut to one layer: make-model → convert → verify → demo.
-class CliPresetTest : public CliTest, public ::testing::WithParamInterface<std::string> {};
+// Real model shapes, cut to one layer: make-model → convert → verify, and Ctrl-C.
+class CliPresetTest : public CliTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  // SIGINT while the output is being written: exit 130, no output, no staging directory.
+  void expect_interrupt_leaves_nothing(const std::string& model) {
+    const std::string out = tmp_.file("interrupted");
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      std::freopen("/dev/null", "w", stdout);
+      std::freopen("/dev/null", "w", stderr);
+      execl(SLIDESPARSE_CLI_PATH, "slidesparse", "convert", model.c_str(), out.c_str(),
+            "--pattern", "6:8", "--dtype", "int8", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    auto staging_exists = [&] {
+      for (const auto& e : fs::directory_iterator(tmp_.path()))
+        if (e.path().filename().string().rfind("interrupted.", 0) == 0) return true;
+      return false;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!staging_exists() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_TRUE(staging_exists()) << "the conversion never started writing";
+    kill(child, SIGINT);
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 130);
+    EXPECT_FALSE(fs::exists(out));
+    EXPECT_FALSE(staging_exists());
+  }
+};
 
 TEST_P(CliPresetTest, MakeModelConvertVerify) {
   const std::string model = tmp_.file("model");
@@ -231,6 +267,7 @@ TEST_P(CliPresetTest, MakeModelConvertVerify) {
     EXPECT_NE(r.out.find("OK, 7 layers"), std::string::npos) << r.out;
     fs::remove_all(converted);
   }
+  expect_interrupt_leaves_nothing(model);
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, CliPresetTest, ::testing::Values("llama3.2-1b", "bitnet-2b"),

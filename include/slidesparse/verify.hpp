@@ -24,9 +24,9 @@ using VerifyProgress = std::function<void(std::uint64_t done, std::uint64_t tota
 
 // Checks, for every layer of the "slidesparse" section: the weight exists with dtype
 // precision_storage and shape [n, k_slide]; every aligned window of 4 holds at most 2
-// non-zeros; no value is NaN or infinite; the rows un-slide (no non-zero in the padding, no
-// two non-zeros claiming one column) into groups of L holding at most L-2 non-zeros; the
-// scales are [n] F32, finite and positive. Throws FormatError naming the file, the tensor and
+// non-zeros; no value is NaN or infinite; the rows un-slide losslessly (no non-zero in the
+// padding, no two non-zeros claiming one column), which with the window check means every
+// group of L holds at most L-2 non-zeros; the scales are [n] F32, finite and positive. Throws FormatError naming the file, the tensor and
 // the row on the first failure; returns what was checked otherwise.
 VerifyReport verify_checkpoint(const std::string& dir, const VerifyProgress& progress = {});
 
