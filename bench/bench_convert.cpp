@@ -4,6 +4,7 @@
 //
 //   bench_convert --preset qwen2.5-7b --layers 4 --pattern 6:8 --dtype int8 --threads 2
 //                 --work /tmp/bench --csv docs/results/convert_throughput.csv
+#include <fmt/format.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,8 +15,6 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "slidesparse/converter.hpp"
 #include "slidesparse/error.hpp"
@@ -49,7 +48,8 @@ void make_model_in_child(const ModelPreset& preset, std::int64_t layers, const s
   }
   int status = 0;
   waitpid(child, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw Error("making the synthetic model failed");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw Error("making the synthetic model failed");
 }
 
 double peak_rss_mb() {
@@ -75,7 +75,8 @@ int run(const Args& args) {
   const std::string model_dir = args.work + "/model", out_dir = args.work + "/converted";
   fs::create_directories(args.work);
 
-  fmt::print("making {} with {} layers in {} (not timed)...\n", preset.name, args.layers, model_dir);
+  fmt::print("making {} with {} layers in {} (not timed)...\n", preset.name, args.layers,
+             model_dir);
   std::fflush(stdout);
   make_model_in_child(preset, args.layers, model_dir);
 
@@ -84,7 +85,8 @@ int run(const Args& args) {
   const double rss = peak_rss_mb();
   const unsigned cores = std::thread::hardware_concurrency();
   fmt::print("{} layers={} {} {} threads={} cores={}\n", preset.name, args.layers,
-             options.pattern.display_name(), precision_label(options.precision), args.threads, cores);
+             options.pattern.display_name(), precision_label(options.precision), args.threads,
+             cores);
   fmt::print("input {:.1f} MB, output {:.1f} MB, {:.2f} s: {:.1f} MB/s, peak RSS {:.1f} MB\n",
              stats.input_bytes / 1e6, stats.output_bytes / 1e6, stats.seconds, rate, rss);
 
@@ -110,11 +112,16 @@ int main(int argc, char** argv) {
   Args args;
   CLI::App app{"Converter throughput on a synthetic checkpoint"};
   app.add_option("--preset", args.preset, "model preset")->capture_default_str();
-  app.add_option("--layers", args.layers, "decoder layers")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--layers", args.layers, "decoder layers")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--pattern", args.pattern, "sparsity pattern")->capture_default_str();
   app.add_option("--dtype", args.dtype, "int8, fp8 or bf16")->capture_default_str();
-  app.add_option("--threads", args.threads, "packing threads")->capture_default_str()->check(CLI::Range(1, 1024));
-  app.add_option("--work", args.work, "scratch directory (removed at the end)")->capture_default_str();
+  app.add_option("--threads", args.threads, "packing threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--work", args.work, "scratch directory (removed at the end)")
+      ->capture_default_str();
   app.add_option("--csv", args.csv, "append a result row to this CSV file");
   app.add_flag("--keep", args.keep, "keep the scratch directory");
   CLI11_PARSE(app, argc, argv);

@@ -87,7 +87,8 @@ inline std::vector<TinyTensor> tiny_tensors(Architecture architecture, const Tin
       add(p + "self_attn.k_proj.bias", {kv}, DType::BF16);
       add(p + "self_attn.v_proj.bias", {kv}, DType::BF16);
     }
-    if (architecture == Architecture::BitNet) add(p + "self_attn.attn_sub_norm.weight", {h}, DType::BF16);
+    if (architecture == Architecture::BitNet)
+      add(p + "self_attn.attn_sub_norm.weight", {h}, DType::BF16);
     add(p + "self_attn.o_proj.weight", {h, h}, linear_dtype);
     add(p + "post_attention_layernorm.weight", {h}, DType::BF16);
     add(p + "mlp.gate_proj.weight", {i, h}, linear_dtype);

@@ -7,11 +7,10 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <thread>
-
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <thread>
 
 #include "convert_fixtures.hpp"
 #include "io_fixtures.hpp"
@@ -65,7 +64,8 @@ class CliTest : public ::testing::Test {
   }
 
   std::string convert_args(const std::string& extra = "", const std::string& dtype = "int8") const {
-    return "convert '" + in_dir_ + "' '" + out_dir_ + "' --pattern 6:8 --dtype " + dtype + " " + extra;
+    return "convert '" + in_dir_ + "' '" + out_dir_ + "' --pattern 6:8 --dtype " + dtype + " " +
+           extra;
   }
 
   // The run failed with one line on stderr holding every piece of `expected`, and left no
@@ -75,7 +75,8 @@ class CliTest : public ::testing::Test {
     ASSERT_FALSE(result.err.empty());
     EXPECT_EQ(result.err.find('\n'), result.err.size() - 1) << "not one line:\n" << result.err;
     for (const auto& piece : expected)
-      EXPECT_NE(result.err.find(piece), std::string::npos) << "'" << piece << "' missing in: " << result.err;
+      EXPECT_NE(result.err.find(piece), std::string::npos)
+          << "'" << piece << "' missing in: " << result.err;
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(tmp_.path())) names.push_back(e.path().filename());
     EXPECT_EQ(names, std::vector<std::string>{"in"});
@@ -108,10 +109,12 @@ TEST_F(CliTest, ConvertVerifyInspectDemo) {
 
   r = run("inspect '" + out_dir_ + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string scale_line = line_starting(r.out, "model.layers.0.self_attn.q_proj.weight_scale ");
+  const std::string scale_line =
+      line_starting(r.out, "model.layers.0.self_attn.q_proj.weight_scale ");
   EXPECT_NE(scale_line.find(" F32 "), std::string::npos) << r.out;
   EXPECT_NE(scale_line.find(" [24] "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("slidesparse: format 1, pattern 6:8 (2_8), INT8"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("slidesparse: format 1, pattern 6:8 (2_8), INT8"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("architecture: Qwen2"), std::string::npos) << r.out;
 
   r = run("inspect '" + out_dir_ + "/model.safetensors'");
@@ -124,7 +127,8 @@ TEST_F(CliTest, ConvertVerifyInspectDemo) {
                        "INT8: sparse == dense, bit for bit (M=5)"),
             std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.find("model.layers.0.mlp.down_proj  [N=24, K=40 → K_slide=60]"), std::string::npos)
+  EXPECT_NE(r.out.find("model.layers.0.mlp.down_proj  [N=24, K=40 → K_slide=60]"),
+            std::string::npos)
       << r.out;
 
   // An existing output is kept without --force.
@@ -140,8 +144,8 @@ TEST_F(CliTest, BadArgumentsFailWithOneLine) {
   write_good();
   expect_clean_failure(run(convert_args("--prune sometimes")), {"sometimes"});
   expect_clean_failure(run(convert_args("--layers q,qkv")), {"qkv"});
-  expect_clean_failure(run("convert '" + in_dir_ + "' '" + out_dir_ + "' --pattern 3:8 --dtype int8"),
-                       {"3:8"});
+  expect_clean_failure(
+      run("convert '" + in_dir_ + "' '" + out_dir_ + "' --pattern 3:8 --dtype int8"), {"3:8"});
 }
 
 TEST_F(CliTest, TruncatedSafetensorsFile) {
@@ -166,10 +170,9 @@ TEST_F(CliTest, InvalidHeaderJson) {
 }
 
 TEST_F(CliTest, OverlappingOffsets) {
-  write_raw(test::safetensors_bytes(
-      R"({"a":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]},)"
-      R"("b":{"dtype":"BF16","shape":[4],"data_offsets":[4,12]}})",
-      std::string(12, '\0')));
+  write_raw(test::safetensors_bytes(R"({"a":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]},)"
+                                    R"("b":{"dtype":"BF16","shape":[4],"data_offsets":[4,12]}})",
+                                    std::string(12, '\0')));
   expect_clean_failure(run(convert_args()), {model_file(), "overlap"});
 }
 
@@ -190,8 +193,9 @@ TEST_F(CliTest, NaNWeights) {
   test::find_tensor(tensors, "model.layers.1.mlp.gate_proj.weight").values[7 * 24 + 5] =
       std::numeric_limits<float>::quiet_NaN();
   test::write_checkpoint(in_dir_, test::tiny_config(Architecture::Llama), tensors);
-  expect_clean_failure(run(convert_args()),
-                       {model_file(), "model.layers.1.mlp.gate_proj.weight: row 7, column 5 holds NaN"});
+  expect_clean_failure(
+      run(convert_args()),
+      {model_file(), "model.layers.1.mlp.gate_proj.weight: row 7, column 5 holds NaN"});
 }
 
 TEST_F(CliTest, MissingShard) {
@@ -212,9 +216,9 @@ TEST_F(CliTest, UnknownArchitecture) {
 
 TEST_F(CliTest, PatternViolatedWithPruneNone) {
   write_good(Architecture::BitNet);
-  expect_clean_failure(run(convert_args("--prune none")),
-                       {model_file(), "model.layers.0.self_attn.q_proj.weight: row 0, group",
-                        "--prune magnitude"});
+  expect_clean_failure(
+      run(convert_args("--prune none")),
+      {model_file(), "model.layers.0.self_attn.q_proj.weight: row 0, group", "--prune magnitude"});
 }
 
 // Real model shapes, cut to one layer: make-model → convert → verify, and Ctrl-C.
@@ -228,8 +232,8 @@ class CliPresetTest : public CliTest, public ::testing::WithParamInterface<std::
     if (child == 0) {
       std::freopen("/dev/null", "w", stdout);
       std::freopen("/dev/null", "w", stderr);
-      execl(SLIDESPARSE_CLI_PATH, "slidesparse", "convert", model.c_str(), out.c_str(),
-            "--pattern", "6:8", "--dtype", "int8", static_cast<char*>(nullptr));
+      execl(SLIDESPARSE_CLI_PATH, "slidesparse", "convert", model.c_str(), out.c_str(), "--pattern",
+            "6:8", "--dtype", "int8", static_cast<char*>(nullptr));
       _exit(127);
     }
     auto staging_exists = [&] {

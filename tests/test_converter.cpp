@@ -156,7 +156,8 @@ std::vector<ConvertCase> every_case() {
   std::vector<ConvertCase> cases;
   for (Architecture a : {Architecture::Llama, Architecture::Qwen2, Architecture::BitNet})
     for (const Pattern& p : Pattern::all())
-      for (Precision q : {Precision::INT8, Precision::FP8, Precision::BF16}) cases.emplace_back(a, p, q);
+      for (Precision q : {Precision::INT8, Precision::FP8, Precision::BF16})
+        cases.emplace_back(a, p, q);
   return cases;
 }
 
@@ -165,7 +166,8 @@ std::string case_name(const ::testing::TestParamInfo<ConvertCase>& info) {
          std::get<1>(info.param).zeros_name() + "_" + precision_name(std::get<2>(info.param));
 }
 
-INSTANTIATE_TEST_SUITE_P(Converter, ConvertEveryPattern, ::testing::ValuesIn(every_case()), case_name);
+INSTANTIATE_TEST_SUITE_P(Converter, ConvertEveryPattern, ::testing::ValuesIn(every_case()),
+                         case_name);
 
 // ---- options -------------------------------------------------------------------------
 
@@ -228,7 +230,8 @@ TEST_F(ConverterTest, ShardedInputAndOutput) {
   const auto& map = index.at("weight_map");
   EXPECT_EQ(map.size(), tensors.size() + 14);  // + one scale per linear
   // A layer's weight and its scale live in one shard.
-  EXPECT_EQ(map.at("model.layers.0.mlp.up_proj.weight"), map.at("model.layers.0.mlp.up_proj.weight_scale"));
+  EXPECT_EQ(map.at("model.layers.0.mlp.up_proj.weight"),
+            map.at("model.layers.0.mlp.up_proj.weight_scale"));
   EXPECT_EQ(index.at("metadata").at("total_size"), stats.output_bytes);
   const std::string last = map.at("lm_head.weight");
   EXPECT_NE(last.find("-of-"), std::string::npos);
@@ -242,7 +245,8 @@ TEST_F(ConverterTest, ThreadCountDoesNotChangeTheOutput) {
   three.threads = 3;
   convert_checkpoint(in_dir_, out_dir_, one);
   convert_checkpoint(in_dir_, tmp_.file("out3"), three);
-  EXPECT_EQ(read_all(out_dir_ + "/model.safetensors"), read_all(tmp_.file("out3") + "/model.safetensors"));
+  EXPECT_EQ(read_all(out_dir_ + "/model.safetensors"),
+            read_all(tmp_.file("out3") + "/model.safetensors"));
 }
 
 TEST_F(ConverterTest, ProgressReachesTheTotal) {
@@ -266,7 +270,8 @@ TEST_F(ConverterTest, PruneNoneAcceptsCompliantWeights) {
   ConvertOptions options;
   options.prune = PruneMode::None;
   for (TinyTensor& t : tensors)
-    if (linear_kind_of(t.name)) prune_magnitude(t.values.data(), t.shape[0], t.shape[1], options.pattern);
+    if (linear_kind_of(t.name))
+      prune_magnitude(t.values.data(), t.shape[0], t.shape[1], options.pattern);
   write(tensors);
   convert_checkpoint(in_dir_, out_dir_, options);
   expect_converted(tensors, out_dir_, options);
@@ -277,7 +282,8 @@ TEST_F(ConverterTest, PruneNoneRejectsViolationNamingTensorRowGroup) {
   ConvertOptions options;
   options.prune = PruneMode::None;
   for (TinyTensor& t : tensors)
-    if (linear_kind_of(t.name)) prune_magnitude(t.values.data(), t.shape[0], t.shape[1], options.pattern);
+    if (linear_kind_of(t.name))
+      prune_magnitude(t.values.data(), t.shape[0], t.shape[1], options.pattern);
   // Row 5, group 1 (columns 8..15) of up_proj gets 7 non-zeros; 6:8 allows 6.
   TinyTensor& up = test::find_tensor(tensors, "model.layers.1.mlp.up_proj.weight");
   for (int c = 8; c < 15; ++c) up.values[5 * 24 + c] = 0.5f;
@@ -295,7 +301,8 @@ TEST_F(ConverterTest, PruneNoneRejectsViolationNamingTensorRowGroup) {
 }
 
 TEST_F(ConverterTest, NonFiniteWeightsNameTensorAndRow) {
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     auto tensors = test::tiny_tensors(Architecture::BitNet);
     test::find_tensor(tensors, "model.layers.0.self_attn.k_proj.weight").values[3 * 24 + 2] = bad;
     write(tensors, Architecture::BitNet);
@@ -382,7 +389,8 @@ TEST_F(ConverterTest, QuantizedLinearInputFails) {
     convert_checkpoint(in_dir_, out_dir_, ConvertOptions{});
     FAIL() << "expected FormatError";
   } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("q_proj.weight: linear weight of dtype I8"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("q_proj.weight: linear weight of dtype I8"),
+              std::string::npos)
         << e.what();
   }
   expect_no_output();

@@ -30,8 +30,8 @@ std::vector<std::uint16_t> to_bf16(const std::vector<float>& w) {
 }
 
 // The packer's definition written out with the whole-matrix references: prune, quantize, slide.
-PackedLinear reference_pack(std::vector<float> w, std::int64_t n, std::int64_t k, Precision precision,
-                            const Pattern& pattern) {
+PackedLinear reference_pack(std::vector<float> w, std::int64_t n, std::int64_t k,
+                            Precision precision, const Pattern& pattern) {
   PackedLinear out;
   out.precision = precision;
   out.pattern = pattern;
@@ -52,7 +52,8 @@ TEST(PackLinear, MatchesPruneQuantizeSlideForEveryPatternAndPrecision) {
   const auto w = random_weights(n, k, 1);
   const auto bf16 = to_bf16(w);
   for (const Pattern& pattern : Pattern::all()) {
-    for (Precision precision : {Precision::INT8, Precision::FP8, Precision::BF16, Precision::FP16}) {
+    for (Precision precision :
+         {Precision::INT8, Precision::FP8, Precision::BF16, Precision::FP16}) {
       SCOPED_TRACE(pattern.display_name() + " " + precision_name(precision));
       const PackedLinear expected = reference_pack(w, n, k, precision, pattern);
       const PackedLinear from_float =
@@ -130,8 +131,8 @@ TEST(PackLinear, KeepsBiasAndUnpacksToThePrunedQuantizedWeights) {
   std::vector<float> bias(n);
   for (std::int64_t i = 0; i < n; ++i) bias[i] = 0.25f * static_cast<float>(i) - 1.0f;
   const Pattern pattern = Pattern::parse("2_10");
-  const PackedLinear packed = pack_linear(w.data(), n, k, bias.data(), Precision::INT8, pattern,
-                                          PruneMode::Magnitude, "w");
+  const PackedLinear packed =
+      pack_linear(w.data(), n, k, bias.data(), Precision::INT8, pattern, PruneMode::Magnitude, "w");
   EXPECT_EQ(packed.bias, bias);
   prune_magnitude(w.data(), n, k, pattern);
   std::vector<std::uint8_t> q(static_cast<std::size_t>(n * k));
@@ -143,7 +144,8 @@ TEST(PackLinear, KeepsBiasAndUnpacksToThePrunedQuantizedWeights) {
 
 TEST(PackLinear, NonFiniteWeightNamesTheFirstRowWhateverTheThreads) {
   const std::int64_t n = 40, k = 16;
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
     auto w = random_weights(n, k, 5);
     w[30 * k + 1] = bad;  // in the second thread's rows
     w[17 * k + 3] = bad;  // in the first thread's rows: this one is reported
@@ -166,7 +168,8 @@ TEST(PackLinear, PruneNoneRejectsAViolationNamingRowAndGroup) {
   const Pattern pattern = Pattern::parse("4:6");
   auto w = random_weights(n, k, 6);
   prune_magnitude(w.data(), n, k, pattern);
-  EXPECT_NO_THROW(pack_linear(w.data(), n, k, nullptr, Precision::INT8, pattern, PruneMode::None, "w"));
+  EXPECT_NO_THROW(
+      pack_linear(w.data(), n, k, nullptr, Precision::INT8, pattern, PruneMode::None, "w"));
   for (int c = 12; c < 18; ++c) w[211 * k + c] = 1.0f;  // group 2 of row 211: 6 non-zeros
   try {
     pack_linear(w.data(), n, k, nullptr, Precision::INT8, pattern, PruneMode::None, "up.weight", 2);
@@ -185,9 +188,9 @@ TEST(PackLinear, RejectsBadShapesAndDtypes) {
                InvalidArgument);
   EXPECT_THROW(pack_linear(w, 1, -4, nullptr, Precision::INT8, pattern, PruneMode::Magnitude, "w"),
                InvalidArgument);
-  EXPECT_THROW(pack_linear(DType::I8, w, 1, 4, nullptr, Precision::INT8, pattern,
-                           PruneMode::Magnitude, "w"),
-               InvalidArgument);
+  EXPECT_THROW(
+      pack_linear(DType::I8, w, 1, 4, nullptr, Precision::INT8, pattern, PruneMode::Magnitude, "w"),
+      InvalidArgument);
 }
 
 }  // namespace

@@ -72,8 +72,11 @@ TEST(PackKernels, QuantizeMatchesTheReference) {
   // row spanning FP8's subnormals (absmax 448: scale 1); a zero row; a single tiny value.
   for (int r = 0; r < 5; ++r)
     for (std::int64_t c = 0; c < cols; ++c) x.push_back(normal(rng) * (r + 1));
-  for (std::int64_t c = 0; c < cols; ++c) x.push_back(c == 0 ? 127.0f : static_cast<float>(c % 255) - 127.5f);
-  for (std::int64_t c = 0; c < cols; ++c) x.push_back(c == 0 ? 448.0f : std::ldexp(1.0f + c % 16 / 16.0f, -12 + static_cast<int>(c % 10)));
+  for (std::int64_t c = 0; c < cols; ++c)
+    x.push_back(c == 0 ? 127.0f : static_cast<float>(c % 255) - 127.5f);
+  for (std::int64_t c = 0; c < cols; ++c)
+    x.push_back(c == 0 ? 448.0f
+                       : std::ldexp(1.0f + c % 16 / 16.0f, -12 + static_cast<int>(c % 10)));
   for (std::int64_t c = 0; c < cols; ++c) x.push_back(0.0f);
   for (std::int64_t c = 0; c < cols; ++c) x.push_back(c == 7 ? -1e-30f : 0.0f);
   const std::int64_t rows = static_cast<std::int64_t>(x.size()) / cols;
@@ -93,9 +96,11 @@ TEST(PackKernels, SlideMatchesTheReference) {
   std::mt19937 rng(13);
   for (const Pattern& pattern : Pattern::all()) {
     const int length = pattern.is_infinite() ? 2 : pattern.length();
-    for (std::int64_t k : {std::int64_t{4} * length, std::int64_t{4} * length + 1, std::int64_t{5} * length - 1}) {
+    for (std::int64_t k :
+         {std::int64_t{4} * length, std::int64_t{4} * length + 1, std::int64_t{5} * length - 1}) {
       for (DType storage : {DType::I8, DType::F8_E4M3, DType::BF16, DType::F16}) {
-        SCOPED_TRACE(pattern.display_name() + " k=" + std::to_string(k) + " " + dtype_name(storage));
+        SCOPED_TRACE(pattern.display_name() + " k=" + std::to_string(k) + " " +
+                     dtype_name(storage));
         const std::int64_t rows = 9;
         // Pruned values with negative zeros among them, stored as `storage`.
         auto w = tie_heavy(rows * k, rng);

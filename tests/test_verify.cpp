@@ -136,14 +136,16 @@ TEST_F(VerifyTest, RejectsNaNWeights) {
   std::memset(&q.bytes[3 * 32 + 8], 0, 4);
   q.bytes[3 * 32 + 9] = 0x7F;  // E4M3 NaN
   const std::string error = verify_edited();
-  EXPECT_NE(error.find(std::string(kQ) + ": row 3, column 9 holds NaN"), std::string::npos) << error;
+  EXPECT_NE(error.find(std::string(kQ) + ": row 3, column 9 holds NaN"), std::string::npos)
+      << error;
 }
 
 TEST_F(VerifyTest, RejectsWrongDtypeShapeOrMissingTensor) {
   convert("6:8", Precision::INT8);
   config_["slidesparse"]["dtype"] = "fp8";
   std::string error = verify_edited();
-  EXPECT_NE(error.find(std::string(kQ) + ": dtype I8, expected F8_E4M3"), std::string::npos) << error;
+  EXPECT_NE(error.find(std::string(kQ) + ": dtype I8, expected F8_E4M3"), std::string::npos)
+      << error;
 
   config_["slidesparse"]["dtype"] = "int8";
   config_["slidesparse"]["layers"]["model.layers.0.self_attn.q_proj"]["n"] = 25;
@@ -169,8 +171,9 @@ TEST_F(VerifyTest, RejectsABadSection) {
   EXPECT_NE(verify_edited().find("invalid sparsity pattern '3:8'"), std::string::npos);
   config_ = good;
   config_["slidesparse"]["layers"]["model.layers.0.mlp.down_proj"]["k_slide"] = 40;
-  EXPECT_NE(verify_edited().find("k_slide 40 does not match pattern 6:8 (2_8) for k 40 (expected 60)"),
-            std::string::npos);
+  EXPECT_NE(
+      verify_edited().find("k_slide 40 does not match pattern 6:8 (2_8) for k 40 (expected 60)"),
+      std::string::npos);
   config_ = good;
   config_["slidesparse"].erase("prune");
   EXPECT_NE(verify_edited().find("missing field 'prune'"), std::string::npos);
@@ -188,7 +191,8 @@ TEST(ReadConvertedInfo, OrdersLayersByModelOrderAndRoundTrips) {
   for (const char* prefix : {"model.layers.10.mlp.down_proj", "model.layers.2.self_attn.v_proj",
                              "model.layers.2.self_attn.q_proj"})
     info.layers.push_back({prefix, 16, 12, info.pattern.k_slide(12)});
-  const nlohmann::json config = {{"model_type", "llama"}, {"slidesparse", converted_info_json(info)}};
+  const nlohmann::json config = {{"model_type", "llama"},
+                                 {"slidesparse", converted_info_json(info)}};
   const ConvertedModelInfo read = read_converted_info(config, "config.json");
   EXPECT_EQ(read.pattern, info.pattern);
   EXPECT_EQ(read.precision, Precision::BF16);

@@ -63,8 +63,7 @@ void add_convert_command(CLI::App& app) {
       "convert", "Convert a Hugging Face checkpoint (Llama, Qwen2, BitNet) to SlideSparse");
   cmd->add_option("IN_DIR", args->in_dir, "checkpoint directory (config.json + safetensors)")
       ->required();
-  cmd->add_option("OUT_DIR", args->out_dir, "output directory (appears when complete)")
-      ->required();
+  cmd->add_option("OUT_DIR", args->out_dir, "output directory (appears when complete)")->required();
   cmd->add_option("--pattern", args->pattern, "sparsity pattern: 6:8 or 2_8, 4:6, ..., 2_inf")
       ->required();
   cmd->add_option("--dtype", args->dtype, "int8, fp8 or bf16")->required();

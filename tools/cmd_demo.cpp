@@ -67,9 +67,9 @@ bool demo_layer(const Checkpoint& original, const Checkpoint& converted,
   const std::vector<float> x = random_activations(args.m, layer.k, args.seed);
   const float* bias_data = bias.empty() ? nullptr : bias.data();
   const std::vector<float> dense = reference_linear_dense(x.data(), args.m, dense_w, bias_data);
-  const std::vector<float> sparse = reference_linear_sparse(
-      x.data(), args.m, layer.k, slid_w, info.pattern,
-      packed.bias.empty() ? nullptr : packed.bias.data());
+  const std::vector<float> sparse =
+      reference_linear_sparse(x.data(), args.m, layer.k, slid_w, info.pattern,
+                              packed.bias.empty() ? nullptr : packed.bias.data());
 
   std::int64_t differing = 0;
   double max_diff = 0;

@@ -32,8 +32,8 @@ Row row_of(const TensorInfo& tensor, const std::string& shard_path) {
 void print_table(const std::vector<Row>& rows) {
   Row width{"tensor", "dtype", "shape", "bytes", "shard"};
   auto widen = [](std::size_t& w, const std::string& s) { w = std::max(w, s.size()); };
-  std::size_t w[5] = {width.name.size(), width.dtype.size(), width.shape.size(),
-                      width.bytes.size(), width.shard.size()};
+  std::size_t w[5] = {width.name.size(), width.dtype.size(), width.shape.size(), width.bytes.size(),
+                      width.shard.size()};
   for (const Row& r : rows) {
     widen(w[0], r.name);
     widen(w[1], r.dtype);
@@ -67,7 +67,8 @@ void inspect_file(const std::string& path) {
 }
 
 void print_converted_section(const Checkpoint& checkpoint) {
-  const ConvertedModelInfo info = read_converted_info(checkpoint.config(), checkpoint.config_path());
+  const ConvertedModelInfo info =
+      read_converted_info(checkpoint.config(), checkpoint.config_path());
   fmt::print("slidesparse: format {}, pattern {}, {} (weights {}), prune {}, {} converted layers\n",
              info.format_version, info.pattern.display_name(), precision_label(info.precision),
              dtype_name(precision_storage(info.precision)), prune_mode_name(info.prune),
@@ -75,7 +76,8 @@ void print_converted_section(const Checkpoint& checkpoint) {
   // One line per distinct shape: a model repeats the same few.
   std::vector<std::pair<std::string, int>> shapes;
   for (const auto& layer : info.layers) {
-    const std::string shape = fmt::format("[N={}, K={} → K_slide={}]", layer.n, layer.k, layer.k_slide);
+    const std::string shape =
+        fmt::format("[N={}, K={} → K_slide={}]", layer.n, layer.k, layer.k_slide);
     auto it = std::find_if(shapes.begin(), shapes.end(),
                            [&](const auto& entry) { return entry.first == shape; });
     if (it == shapes.end()) {

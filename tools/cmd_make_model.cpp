@@ -30,8 +30,9 @@ void run_make_model(const MakeModelArgs& args) {
   const std::int64_t layers = args.layers > 0 ? args.layers : preset.layers;
   install_interrupt_cleanup();  // Ctrl-C removes the half-written output
   ProgressBar bar("make-model", 0);
-  make_synthetic_checkpoint(preset, layers, args.out_dir, args.seed, args.force,
-                            [&bar](std::uint64_t done, std::uint64_t total) { bar.update(done, total); });
+  make_synthetic_checkpoint(
+      preset, layers, args.out_dir, args.seed, args.force,
+      [&bar](std::uint64_t done, std::uint64_t total) { bar.update(done, total); });
   bar.finish();
   fmt::print("{}: {} with {} of {} layers, seed {}: random weights (benchmark only)\n",
              args.out_dir, preset.name, layers, preset.layers, args.seed);

@@ -42,10 +42,9 @@ PackedLinear pack_linear(DType dtype, const void* w, std::int64_t n, std::int64_
 
 // The same into `out`, whose buffers are reused: the converter streams hundreds of tensors
 // through a few PackedLinear and so never faults in fresh pages for each one.
-void pack_linear_into(PackedLinear& out, DType dtype, const void* w, std::int64_t n,
-                      std::int64_t k, const float* bias, Precision precision,
-                      const Pattern& pattern, PruneMode prune, const std::string& tensor_name,
-                      int threads = 2);
+void pack_linear_into(PackedLinear& out, DType dtype, const void* w, std::int64_t n, std::int64_t k,
+                      const float* bias, Precision precision, const Pattern& pattern,
+                      PruneMode prune, const std::string& tensor_name, int threads = 2);
 
 // The quantized pruned weights [n, k] without sliding: the dense baseline's operand.
 std::vector<std::uint8_t> unpacked_weight(const PackedLinear& packed);

@@ -1,6 +1,6 @@
 // The packer's inner loops: the same results as the references prune_magnitude,
-// quantize_rows, float_to_e4m3 and slide_rows, bit for bit (tests/test_pack_kernels.cpp compares them),
-// written to run at memory speed. The references say what the numbers are; these make the
+// quantize_rows, float_to_e4m3 and slide_rows, bit for bit (tests/test_pack_kernels.cpp compares
+// them), written to run at memory speed. The references say what the numbers are; these make the
 // converter stream a 7B model in about a minute on two cores. Inputs must be finite.
 #pragma once
 

@@ -25,10 +25,9 @@ class ProgressBar {
   double elapsed_seconds() const;
 
   // The line a redraw prints, without the leading carriage return (for tests).
-  static std::string format_line(const std::string& label, std::uint64_t done,
-                                 std::uint64_t total, double seconds);
-  static std::string format_summary(const std::string& label, std::uint64_t done,
-                                    double seconds);
+  static std::string format_line(const std::string& label, std::uint64_t done, std::uint64_t total,
+                                 double seconds);
+  static std::string format_summary(const std::string& label, std::uint64_t done, double seconds);
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -12,8 +12,7 @@ namespace slidesparse {
 namespace {
 std::string shape_text(const std::vector<std::int64_t>& shape) {
   std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    text += (i ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
   return text + "]";
 }
 
@@ -48,8 +47,8 @@ std::string require_string(const nlohmann::json& object, const char* key,
   return value.get<std::string>();
 }
 
-const TensorInfo& require_tensor(const Checkpoint& checkpoint, const std::string& name,
-                                 DType dtype, const std::vector<std::int64_t>& shape) {
+const TensorInfo& require_tensor(const Checkpoint& checkpoint, const std::string& name, DType dtype,
+                                 const std::vector<std::int64_t>& shape) {
   const TensorInfo& tensor = checkpoint.info(name);
   const std::string& file = checkpoint.shard_of(name).path();
   if (tensor.dtype != dtype)
@@ -128,12 +127,9 @@ nlohmann::json converted_info_json(const ConvertedModelInfo& info) {
   nlohmann::json layers = nlohmann::json::object();
   for (const auto& layer : info.layers)
     layers[layer.prefix] = {{"n", layer.n}, {"k", layer.k}, {"k_slide", layer.k_slide}};
-  return {{"format_version", info.format_version},
-          {"pattern", info.pattern.zeros_name()},
-          {"pattern_paper", info.pattern.paper_name()},
-          {"dtype", precision_name(info.precision)},
-          {"prune", prune_mode_name(info.prune)},
-          {"layers", std::move(layers)}};
+  return {{"format_version", info.format_version},      {"pattern", info.pattern.zeros_name()},
+          {"pattern_paper", info.pattern.paper_name()}, {"dtype", precision_name(info.precision)},
+          {"prune", prune_mode_name(info.prune)},       {"layers", std::move(layers)}};
 }
 
 PackedLinear load_packed_linear(const Checkpoint& checkpoint, const ConvertedModelInfo& info,
@@ -149,9 +145,8 @@ PackedLinear load_packed_linear(const Checkpoint& checkpoint, const ConvertedMod
   packed.k = layer->k;
 
   const std::string weight_name = layer->weight_name();
-  const TensorInfo& weight = require_tensor(checkpoint, weight_name,
-                                            precision_storage(info.precision),
-                                            {layer->n, layer->k_slide});
+  const TensorInfo& weight = require_tensor(
+      checkpoint, weight_name, precision_storage(info.precision), {layer->n, layer->k_slide});
   const std::uint8_t* weight_data = checkpoint.data(weight_name);
   packed.weight.assign(weight_data, weight_data + weight.nbytes());
 

@@ -4,17 +4,16 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <set>
 
+#include "conversion_plan.hpp"
+#include "release_pages.hpp"
+#include "shard_writer.hpp"
 #include "slidesparse/converted_checkpoint.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/file.hpp"
 #include "slidesparse/pack.hpp"
 #include "slidesparse/safetensors.hpp"
-#include "conversion_plan.hpp"
-#include "release_pages.hpp"
-#include "shard_writer.hpp"
 
 namespace slidesparse {
 
@@ -26,13 +25,12 @@ using convert_detail::release_pages;
 using convert_detail::ShardWriter;
 
 // Weight files of other formats: copying them would ship the unconverted weights too.
-const std::set<std::string> kSkippedExtensions = {".safetensors", ".bin", ".pt",
-                                                   ".pth",         ".ckpt", ".gguf"};
+const std::set<std::string> kSkippedExtensions = {".safetensors", ".bin",  ".pt",
+                                                  ".pth",         ".ckpt", ".gguf"};
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
   std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    text += (i ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
   return text + "]";
 }
 
@@ -82,7 +80,8 @@ std::vector<OutputUnit> plan_units(const Checkpoint& input, const ConvertOptions
   }
   if (info.layers.empty()) {
     std::string kinds;
-    for (LinearKind kind : options.layers) kinds += std::string(kinds.empty() ? "" : ",") + linear_kind_name(kind);
+    for (LinearKind kind : options.layers)
+      kinds += std::string(kinds.empty() ? "" : ",") + linear_kind_name(kind);
     throw FormatError(input.dir() + ": no linear layer weights of the selected kinds (" + kinds +
                       ") found, e.g. model.layers.0.self_attn.q_proj.weight");
   }
@@ -91,7 +90,8 @@ std::vector<OutputUnit> plan_units(const Checkpoint& input, const ConvertOptions
 
 // Groups units into shards of at most max_bytes (a bigger unit gets a shard of its own),
 // named as Hugging Face names them.
-std::vector<OutputShard> plan_shards(const std::vector<OutputUnit>& units, std::uint64_t max_bytes) {
+std::vector<OutputShard> plan_shards(const std::vector<OutputUnit>& units,
+                                     std::uint64_t max_bytes) {
   std::vector<OutputShard> shards;
   std::uint64_t current = 0;
   for (const auto& unit : units) {
@@ -167,7 +167,8 @@ void copy_side_files(const Checkpoint& input, const std::string& out_dir) {
       continue;
     std::error_code error;
     fs::copy_file(path, fs::path(out_dir) / name, error);
-    if (error) throw IoError(path.string() + ": cannot copy into " + out_dir + ": " + error.message());
+    if (error)
+      throw IoError(path.string() + ": cannot copy into " + out_dir + ": " + error.message());
   }
 }
 
@@ -177,8 +178,10 @@ void check_options(const std::string& in_dir, const std::string& out_dir,
     throw InvalidArgument("--threads must be at least 1, got " + std::to_string(options.threads));
   if (options.layers.empty()) throw InvalidArgument("no linear layer kinds selected (--layers)");
   if (options.max_shard_bytes == 0) throw InvalidArgument("the shard size limit must be positive");
-  std::error_code error;
-  if (fs::weakly_canonical(in_dir, error) == fs::weakly_canonical(out_dir, error))
+  std::error_code in_error, out_error;
+  const fs::path in = fs::weakly_canonical(in_dir, in_error);
+  const fs::path out = fs::weakly_canonical(out_dir, out_error);
+  if (!in_error && !out_error && in == out)
     throw InvalidArgument(out_dir + ": the output directory must differ from the input");
 }
 }  // namespace
@@ -208,7 +211,8 @@ ConvertStats convert_checkpoint(const std::string& in_dir, const std::string& ou
   ConvertStats stats = pack_and_write(shards, staging.path(), options, progress, input_bytes);
   stats.input_bytes = input_bytes;
   if (shards.size() > 1)
-    write_file_atomic(staging.path() + "/" + Checkpoint::kIndexFile, index_json(shards).dump(2) + "\n");
+    write_file_atomic(staging.path() + "/" + Checkpoint::kIndexFile,
+                      index_json(shards).dump(2) + "\n");
   copy_side_files(input, staging.path());
   nlohmann::json config = input.config();
   config[kFormatSection] = converted_info_json(info);

@@ -17,8 +17,7 @@ constexpr std::int64_t kBlockElements = std::int64_t{1} << 20;
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
   std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    text += (i ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
   return text + "]";
 }
 
@@ -43,11 +42,16 @@ struct ElementBits {
 
 ElementBits element_bits(DType storage) {
   switch (storage) {
-    case DType::I8: return {1, 0xFFu, 0};
-    case DType::F8_E4M3: return {1, 0x7Fu, 0x7Fu};
-    case DType::BF16: return {2, 0x7FFFu, 0x7F80u};
-    case DType::F16: return {2, 0x7FFFu, 0x7C00u};
-    default: throw InvalidArgument(std::string("verify: no weight storage ") + dtype_name(storage));
+    case DType::I8:
+      return {1, 0xFFu, 0};
+    case DType::F8_E4M3:
+      return {1, 0x7Fu, 0x7Fu};
+    case DType::BF16:
+      return {2, 0x7FFFu, 0x7F80u};
+    case DType::F16:
+      return {2, 0x7FFFu, 0x7C00u};
+    default:
+      throw InvalidArgument(std::string("verify: no weight storage ") + dtype_name(storage));
   }
 }
 
@@ -90,8 +94,8 @@ class LayerVerifier {
                         dtype_name(dtype) + " for " + precision_name(info_.precision));
     if (tensor.shape != shape)
       throw FormatError(where + ": shape " + shape_text(tensor.shape) + ", expected " +
-                        shape_text(shape) + " (pattern " + info_.pattern.display_name() +
-                        ", k " + std::to_string(layer_.k) + ")");
+                        shape_text(shape) + " (pattern " + info_.pattern.display_name() + ", k " +
+                        std::to_string(layer_.k) + ")");
     return tensor;
   }
 
@@ -111,8 +115,8 @@ class LayerVerifier {
   void check_unslid(const std::uint8_t* data, const std::string& where) const {
     const std::int64_t k = layer_.k, k_slide = layer_.k_slide;
     const std::int64_t block_rows = std::max<std::int64_t>(1, kBlockElements / k_slide);
-    std::vector<std::uint8_t> dense(
-        static_cast<std::size_t>(std::min(block_rows, layer_.n) * k) * bits_.size);
+    std::vector<std::uint8_t> dense(static_cast<std::size_t>(std::min(block_rows, layer_.n) * k) *
+                                    bits_.size);
     for (std::int64_t row = 0; row < layer_.n; row += block_rows) {
       const std::int64_t rows = std::min(block_rows, layer_.n - row);
       const std::uint8_t* slid = data + static_cast<std::size_t>(row * k_slide) * bits_.size;
@@ -130,8 +134,8 @@ class LayerVerifier {
     std::vector<std::uint8_t> dense(static_cast<std::size_t>(layer_.k) * bits_.size);
     for (std::int64_t r = 0; r < rows; ++r) {
       try {
-        unslide_rows(storage_, slid + static_cast<std::size_t>(r * layer_.k_slide) * bits_.size,
-                     1, layer_.k, info_.pattern, dense.data());
+        unslide_rows(storage_, slid + static_cast<std::size_t>(r * layer_.k_slide) * bits_.size, 1,
+                     layer_.k, info_.pattern, dense.data());
       } catch (const InvalidArgument& e) {
         throw FormatError(where + ": row " + std::to_string(first_row + r) +
                           " cannot be un-slid: " + e.what());
@@ -179,8 +183,7 @@ VerifyReport verify_checkpoint(const std::string& dir, const VerifyProgress& pro
     report.weight_bytes += static_cast<std::uint64_t>(layer.n * layer.k_slide) * element;
     if (progress) progress(report.weight_bytes, total);
   }
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
 

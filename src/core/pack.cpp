@@ -85,9 +85,8 @@ void require_finite(const float* w, std::int64_t rows, std::int64_t k, std::int6
   if (!any) return;
   for (std::int64_t i = 0; i < rows * k; ++i) {
     if (std::isfinite(w[i])) continue;
-    throw InvalidArgument(tensor_name + ": row " + std::to_string(first_row + i / k) +
-                          ", column " + std::to_string(i % k) + " holds " +
-                          (std::isnan(w[i]) ? "NaN" : "Inf") +
+    throw InvalidArgument(tensor_name + ": row " + std::to_string(first_row + i / k) + ", column " +
+                          std::to_string(i % k) + " holds " + (std::isnan(w[i]) ? "NaN" : "Inf") +
                           " (weights must be finite to be quantized)");
   }
 }
@@ -113,21 +112,19 @@ void pack_rows(DType dtype, const std::uint8_t* w, std::int64_t begin, std::int6
       throw InvalidArgument(tensor_name + ": row " + std::to_string(row + v->row) + ", group " +
                             std::to_string(v->group) + " has " + std::to_string(v->nonzeros) +
                             " non-zeros, pattern " + out.pattern.display_name() + " allows " +
-                            std::to_string(out.pattern.length() - 2) +
-                            " (use --prune magnitude)");
+                            std::to_string(out.pattern.length() - 2) + " (use --prune magnitude)");
     }
     pack_kernels::quantize_rows(block.data(), rows, k, out.precision, quantized.data(),
                                 out.scale.data() + row);
     pack_kernels::slide_rows(storage, quantized.data(), rows, k, out.pattern,
-               out.weight.data() + static_cast<std::size_t>(row * k_slide) * element);
+                             out.weight.data() + static_cast<std::size_t>(row * k_slide) * element);
   }
 }
 }  // namespace
 
-void pack_linear_into(PackedLinear& out, DType dtype, const void* w, std::int64_t n,
-                      std::int64_t k, const float* bias, Precision precision,
-                      const Pattern& pattern, PruneMode prune, const std::string& tensor_name,
-                      int threads) {
+void pack_linear_into(PackedLinear& out, DType dtype, const void* w, std::int64_t n, std::int64_t k,
+                      const float* bias, Precision precision, const Pattern& pattern,
+                      PruneMode prune, const std::string& tensor_name, int threads) {
   if (n <= 0 || k <= 0)
     throw InvalidArgument(tensor_name + ": invalid linear shape [" + std::to_string(n) + ", " +
                           std::to_string(k) + "]");

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "slidesparse/error.hpp"
 #include "slidesparse/numeric.hpp"
@@ -33,12 +34,37 @@ std::uint32_t magnitude_bits(float x) { return bits_of(x) & 0x7FFFFFFFu; }
 // half to even, in the default rounding mode: nearbyint without the libm call.
 constexpr float kRoundMagic = 12582912.0f;
 
+// The one place where a finite pattern's L becomes a compile-time constant: the kernels
+// unroll their loops over a group. Calls fn(std::integral_constant<int, L>).
+template <typename Fn>
+void with_group_length(const Pattern& p, Fn&& fn) {
+  switch (p.length()) {
+    case 4:
+      return fn(std::integral_constant<int, 4>{});
+    case 6:
+      return fn(std::integral_constant<int, 6>{});
+    case 8:
+      return fn(std::integral_constant<int, 8>{});
+    case 10:
+      return fn(std::integral_constant<int, 10>{});
+    case 12:
+      return fn(std::integral_constant<int, 12>{});
+    case 14:
+      return fn(std::integral_constant<int, 14>{});
+    case 16:
+      return fn(std::integral_constant<int, 16>{});
+    default:
+      throw InvalidArgument("pack kernels: no kernel for pattern " + p.display_name());
+  }
+}
+
 // The reference drops, one at a time, the smallest magnitude, the higher column first among
 // equal ones. As one number: magnitude in the high bits, 255 - column in the low byte; the
 // smallest key is the next to drop. Two independent min-scans beat a dependent chain of
 // compare-and-swap steps.
 std::uint64_t drop_key(float x, int column) {
-  return (static_cast<std::uint64_t>(magnitude_bits(x)) << 8) | static_cast<std::uint64_t>(255 - column);
+  return (static_cast<std::uint64_t>(magnitude_bits(x)) << 8) |
+         static_cast<std::uint64_t>(255 - column);
 }
 
 // Branch-free: which key is smaller is a coin toss, and a mispredicted branch per weight
@@ -114,7 +140,8 @@ std::uint8_t e4m3_bits(float x) {
   const std::int32_t normal = select(mask_if(rounded > 0x7E), 0x7E, rounded);
   // Below 2^-6 the unit is 2^-9: the code is |x| · 2^9 rounded (8 means 2^-6, code 8 too).
   // Normal lanes convert 2^-6 instead of |x|, so the conversion stays in range.
-  const float small = float_of(static_cast<std::uint32_t>(select(subnormal_lane, u, kSmallestNormal)));
+  const float small =
+      float_of(static_cast<std::uint32_t>(select(subnormal_lane, u, kSmallestNormal)));
   const auto subnormal = static_cast<std::int32_t>((small * 512.0f + kRoundMagic) - kRoundMagic);
   return static_cast<std::uint8_t>(sign | select(subnormal_lane, subnormal, normal));
 }
@@ -169,8 +196,8 @@ class SlideTable {
         slots[pos] = static_cast<std::uint8_t>(4 * window[pos] + pos - 2 * window[pos]);
         taken[slots[pos]] = true;
       }
-      const auto free_slot = static_cast<std::uint8_t>(
-          std::find(taken.begin(), taken.end(), false) - taken.begin());
+      const auto free_slot =
+          static_cast<std::uint8_t>(std::find(taken.begin(), taken.end(), false) - taken.begin());
       for (int pos = 0; pos < L; ++pos)
         if (window[pos] < 0) slots[pos] = free_slot;
     }
@@ -245,16 +272,9 @@ void slide_typed(const void* in, std::int64_t rows, std::int64_t k, const Patter
   const auto* src = static_cast<const T*>(in);
   auto* dst = static_cast<T*>(out);
   if (p.is_infinite()) return slide_infinite_rows<T, kMagnitude>(src, rows, k, dst);
-  switch (p.length()) {
-    case 4: return slide_group_rows<T, kMagnitude, 4>(src, rows, k, p, dst);
-    case 6: return slide_group_rows<T, kMagnitude, 6>(src, rows, k, p, dst);
-    case 8: return slide_group_rows<T, kMagnitude, 8>(src, rows, k, p, dst);
-    case 10: return slide_group_rows<T, kMagnitude, 10>(src, rows, k, p, dst);
-    case 12: return slide_group_rows<T, kMagnitude, 12>(src, rows, k, p, dst);
-    case 14: return slide_group_rows<T, kMagnitude, 14>(src, rows, k, p, dst);
-    case 16: return slide_group_rows<T, kMagnitude, 16>(src, rows, k, p, dst);
-    default: throw InvalidArgument("slide: no kernel for pattern " + p.display_name());
-  }
+  with_group_length(p, [&](auto length) {
+    slide_group_rows<T, kMagnitude, decltype(length)::value>(src, rows, k, p, dst);
+  });
 }
 
 void round_bf16(const float* x, std::int64_t cols, std::uint16_t* q) {
@@ -267,16 +287,7 @@ void round_bf16(const float* x, std::int64_t cols, std::uint16_t* q) {
 
 void prune_magnitude(float* w, std::int64_t rows, std::int64_t k, const Pattern& p) {
   if (p.is_infinite()) return;
-  switch (p.length()) {
-    case 4: return prune_rows<4>(w, rows, k);
-    case 6: return prune_rows<6>(w, rows, k);
-    case 8: return prune_rows<8>(w, rows, k);
-    case 10: return prune_rows<10>(w, rows, k);
-    case 12: return prune_rows<12>(w, rows, k);
-    case 14: return prune_rows<14>(w, rows, k);
-    case 16: return prune_rows<16>(w, rows, k);
-    default: throw InvalidArgument("prune: no kernel for pattern " + p.display_name());
-  }
+  with_group_length(p, [&](auto length) { prune_rows<decltype(length)::value>(w, rows, k); });
 }
 
 std::uint8_t float_to_e4m3(float x) { return e4m3_bits(x); }
@@ -312,10 +323,13 @@ void quantize_rows(const float* x, std::int64_t rows, std::int64_t cols, Precisi
 void slide_rows(DType t, const void* in, std::int64_t rows, std::int64_t k, const Pattern& p,
                 void* out) {
   switch (t) {
-    case DType::I8: return slide_typed<std::uint8_t, 0xFF>(in, rows, k, p, out);
-    case DType::F8_E4M3: return slide_typed<std::uint8_t, 0x7F>(in, rows, k, p, out);
+    case DType::I8:
+      return slide_typed<std::uint8_t, 0xFF>(in, rows, k, p, out);
+    case DType::F8_E4M3:
+      return slide_typed<std::uint8_t, 0x7F>(in, rows, k, p, out);
     case DType::BF16:
-    case DType::F16: return slide_typed<std::uint16_t, 0x7FFF>(in, rows, k, p, out);
+    case DType::F16:
+      return slide_typed<std::uint16_t, 0x7FFF>(in, rows, k, p, out);
     default:
       throw InvalidArgument(std::string("slide: no packer kernel for dtype ") + dtype_name(t));
   }
