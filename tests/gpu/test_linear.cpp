@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -100,6 +101,10 @@ struct LinearCase {
   Precision precision;
   const char* pattern;
 };
+
+void PrintTo(const LinearCase& c, std::ostream* os) {
+  *os << precision_name(c.precision) << " " << c.pattern;
+}
 
 class LinearLayerTest : public ::testing::TestWithParam<LinearCase> {};
 
