@@ -8,7 +8,7 @@ SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(cmake ninja-build g++ make nlohmann-json3-dev libcli11-dev libfmt-dev
-              libgtest-dev libgmock-dev googletest python3-pip)
+              libtomlplusplus-dev libgtest-dev libgmock-dev googletest python3-pip)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -31,5 +31,10 @@ PY
     echo "setup: installing cuSPARSELt (nvidia-cusparselt-cu13)"
     python3 -m pip install -q --disable-pip-version-check nvidia-cusparselt-cu13
   fi
+fi
+# Plots in the pipeline's report (Python glue only; the report says so when it is missing).
+if ! python3 -c 'import matplotlib' >/dev/null 2>&1; then
+  echo "setup: installing matplotlib (report plots)"
+  python3 -m pip install -q --disable-pip-version-check matplotlib || echo "setup: matplotlib not installed; reports will carry no plots"
 fi
 echo "setup: ok"
