@@ -100,7 +100,7 @@ TEST(PipelineJobs, CommandLinesNameTheCommandsFlags) {
   EXPECT_TRUE(dense.needs_gpu);
 }
 
-TEST(PipelineJobs, ASingleCaseJobRunsOnlyThatCaseInItsOwnFolder) {
+TEST(PipelineJobs, ASubsetJobRunsOnlyItsCasesInItsOwnFolder) {
   const Plan plan = parse_plan(
       "tasks = [\"kernel-high\"]\nmodels = [\"qwen2.5-7b\"]\ndtypes = [\"int8\"]\n[M]\n"
       "kernel = [64, 65536]\n",
@@ -108,7 +108,7 @@ TEST(PipelineJobs, ASingleCaseJobRunsOnlyThatCaseInItsOwnFolder) {
   const auto jobs = expand_jobs(plan, "/r");
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0].cells().size(), 8u);  // 4 default high patterns × 2 M
-  const Job one = single_cell_job(jobs[0], {"2_8", 65536}, "/r");
+  const Job one = subset_job(jobs[0], "2_8", {65536}, "/r");
   EXPECT_EQ(one.id, "kernel-high/qwen2.5-7b/int8/2_8/M65536");
   EXPECT_EQ(one.out_dir, "kernel-high/qwen2.5-7b/int8/cells/2_8_M65536");
   ASSERT_EQ(one.cells().size(), 1u);
@@ -116,6 +116,10 @@ TEST(PipelineJobs, ASingleCaseJobRunsOnlyThatCaseInItsOwnFolder) {
   EXPECT_EQ(a[std::find(a.begin(), a.end(), "--pattern") - a.begin() + 1], "2_8");
   EXPECT_EQ(a[std::find(a.begin(), a.end(), "--M") - a.begin() + 1], "65536");
   EXPECT_EQ(a.back(), "/r/kernel-high/qwen2.5-7b/int8/cells/2_8_M65536");
+  const Job two = subset_job(jobs[0], "2_6", {64, 65536}, "/r");
+  EXPECT_EQ(two.id, "kernel-high/qwen2.5-7b/int8/2_6/M64,65536");
+  EXPECT_EQ(two.out_dir, "kernel-high/qwen2.5-7b/int8/cells/2_6_M64_65536");
+  EXPECT_EQ(two.cells(), (std::vector<Cell>{{"2_6", 64}, {"2_6", 65536}}));
 }
 
 }  // namespace

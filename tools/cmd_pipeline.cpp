@@ -134,6 +134,7 @@ void run(const PipelineFlags& flags) {
     std::raise(SIGINT);
     std::_Exit(130);
   }
+  std::fflush(stdout);
   if (summary.failed > 0)
     throw Error(std::to_string(summary.failed) + " of " + std::to_string(summary.jobs) + " jobs failed; see " +
                 report.markdown_path);

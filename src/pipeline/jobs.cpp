@@ -236,19 +236,23 @@ std::vector<Job> expand_jobs(const Plan& plan, const std::string& results_dir) {
   return Expander(plan, results_dir).run();
 }
 
-Job single_cell_job(const Job& job, const Cell& cell, const std::string& results_dir) {
-  if (job.ms.empty()) throw InvalidArgument("job " + job.id + " has no cells to run one by one");
-  Job one = job;
-  const std::string suffix = cell.pattern + "/M" + std::to_string(cell.m);
-  one.id = job.id + "/" + suffix;
-  one.patterns = {cell.pattern};
-  one.ms = {cell.m};
-  if (!job.out_dir.empty())
-    one.out_dir = job.out_dir + "/cells/" + cell.pattern + "_M" + std::to_string(cell.m);
-  one.needs.clear();
-  // Layers only matter to make-model, which has no cells to split.
-  one.args = arguments(one, results_dir, 0);
-  return one;
+Job subset_job(const Job& job, const std::string& pattern, const std::vector<std::int64_t>& ms,
+               const std::string& results_dir) {
+  if (job.ms.empty() || ms.empty()) throw InvalidArgument("job " + job.id + " has no cases to run apart");
+  std::string ms_id, ms_dir;
+  for (std::int64_t m : ms) {
+    ms_id += (ms_id.empty() ? "" : ",") + std::to_string(m);
+    ms_dir += "_" + std::to_string(m);
+  }
+  Job part = job;
+  part.id = job.id + "/" + pattern + "/M" + ms_id;
+  part.patterns = {pattern};
+  part.ms = ms;
+  if (!job.out_dir.empty()) part.out_dir = job.out_dir + "/cells/" + pattern + "_M" + ms_dir.substr(1);
+  part.needs.clear();
+  // Layers only matter to make-model, which has no cases to run apart.
+  part.args = arguments(part, results_dir, 0);
+  return part;
 }
 
 }  // namespace slidesparse::pipeline

@@ -367,13 +367,13 @@ class ReportWriter {
         any = true;
         std::string log = log_of(job);
         for (const JobRecord& part : job.parts)
-          if (part.cells.size() == 1 && part.cells[0].pattern == c.pattern && part.cells[0].m == c.m)
-            log = log_of(part) + " (run alone)";
+          for (const CellRecord& pc : part.cells)
+            if (pc.pattern == c.pattern && pc.m == c.m) log = log_of(part) + " (rerun apart)";
         const std::string what = c.pattern.empty() ? std::string("—")
                                  : c.m > 0         ? c.pattern + " M=" + std::to_string(c.m)
                                                    : c.pattern;
         auto it = std::find_if(list.begin(), list.end(), [&](const Failure& f) {
-          return f.job == job.id && f.error_class == c.error_class && f.message == c.message && f.log == log;
+          return f.job == job.id && f.error_class == c.error_class && f.message == c.message;
         });
         if (it == list.end()) {
           list.push_back({job.id, c.error_class, c.message, log, {}});
@@ -398,48 +398,88 @@ class ReportWriter {
     md_ << "\n";
   }
 
-  void end_to_end_tables(const std::string& title, const std::vector<EndToEndRow>& rows) {
-    if (rows.empty()) return;
-    md_ << "### " << title << " throughput\n\n";
-    md_ << "Tokens/s per backend; for each pattern: tokens/s · speedup over dense at the same M · "
-           "efficiency = speedup / bound L/(L-2).\n\n";
-    std::vector<std::pair<std::string, std::string>> groups;  // (dtype, model) in order
-    for (const auto& r : rows)
-      if (std::find(groups.begin(), groups.end(), std::make_pair(r.dtype, r.model)) == groups.end())
-        groups.emplace_back(r.dtype, r.model);
-    for (const auto& [dtype, model] : groups) {
-      std::vector<std::string> patterns;
-      std::set<std::int64_t> ms;
-      std::map<std::pair<std::string, std::int64_t>, const EndToEndRow*> at;
-      for (const auto& r : rows) {
-        if (r.dtype != dtype || r.model != model) continue;
-        if (std::find(patterns.begin(), patterns.end(), r.pattern) == patterns.end()) patterns.push_back(r.pattern);
-        ms.insert(r.m);
-        at[{r.pattern, r.m}] = &r;
+  // The planned grid of one benchmark: per dtype and model (in plan order), its patterns
+  // and M, and each case's status, so a case without a result row still shows how it ended.
+  struct GridTable {
+    std::string dtype, model;
+    std::vector<std::string> patterns;
+    std::set<std::int64_t> ms;
+    std::map<std::pair<std::string, std::int64_t>, const CellRecord*> cases;
+  };
+
+  std::vector<GridTable> grid(const std::set<std::string>& tasks) const {
+    std::vector<GridTable> tables;
+    for (const std::string& dtype : plan_list("dtypes"))
+      for (const std::string& model : plan_models()) {
+        GridTable t{dtype, model, {}, {}, {}};
+        for (const JobRecord& job : s_.jobs) {
+          if (!tasks.count(job.task) || job.dtype != dtype || job.model != model) continue;
+          for (const CellRecord& c : job.cells) {
+            if (std::find(t.patterns.begin(), t.patterns.end(), c.pattern) == t.patterns.end())
+              t.patterns.push_back(c.pattern);
+            t.ms.insert(c.m);
+            t.cases[{c.pattern, c.m}] = &c;
+          }
+        }
+        sort_patterns(t.patterns);
+        if (!t.cases.empty()) tables.push_back(t);
       }
-      sort_patterns(patterns);
-      md_ << "**" << model << ", " << upper(dtype) << "**\n\n";
+    return tables;
+  }
+
+  std::vector<std::string> plan_list(const char* key) const {
+    std::vector<std::string> out;
+    if (s_.plan.contains(key))
+      for (const auto& v : s_.plan[key]) out.push_back(v.get<std::string>());
+    return out;
+  }
+
+  std::vector<std::string> plan_models() const {
+    std::vector<std::string> out;
+    if (s_.plan.contains("models"))
+      for (const auto& v : s_.plan["models"])
+        out.push_back(v.is_string() ? v.get<std::string>() : v["name"].get<std::string>());
+    return out;
+  }
+
+  // A case with no measurement to show: how it ended.
+  static std::string case_mark(const GridTable& t, const std::string& pattern, std::int64_t m) {
+    const auto it = t.cases.find({pattern, m});
+    if (it == t.cases.end()) return "";
+    const CellRecord& c = *it->second;
+    if (c.status == "failed") return "❌ " + cell_text(c.error_class);
+    if (c.status == "skipped") return "⏭";
+    if (c.status == "passed") return "";
+    return "⏸";
+  }
+
+  void end_to_end_tables(const std::string& task, const std::string& title, const std::vector<EndToEndRow>& rows) {
+    const std::vector<GridTable> tables = grid({task});
+    if (tables.empty() || rows.empty()) return;
+    std::map<std::tuple<std::string, std::string, std::string, std::int64_t>, const EndToEndRow*> at;
+    for (const auto& r : rows)
+      if (r.status == "passed" && !std::isnan(r.tokens_per_s)) at[{r.dtype, r.model, r.pattern, r.m}] = &r;
+    md_ << "### " << title << " throughput\n\n";
+    md_ << "Tokens/s of the dense baseline; for each pattern: tokens/s · speedup over dense at the same M · "
+           "efficiency = speedup / bound L/(L-2).\n\n";
+    for (const GridTable& t : tables) {
+      md_ << "**" << t.model << ", " << upper(t.dtype) << "**\n\n";
       std::vector<std::string> head = {"M"};
-      for (const auto& p : patterns) head.push_back(p == "dense" ? "dense tok/s" : pattern_label(p));
+      for (const auto& p : t.patterns) head.push_back(p == "dense" ? "dense tok/s" : pattern_label(p));
       md_ << table_head(head);
-      for (std::int64_t m : ms) {
+      for (std::int64_t m : t.ms) {
         std::vector<std::string> cells = {std::to_string(m)};
-        const auto dense = at.find({"dense", m});
-        const double dense_tps = dense != at.end() && dense->second->status == "passed" ? dense->second->tokens_per_s : NAN;
-        for (const auto& p : patterns) {
-          const auto it = at.find({p, m});
+        const auto dense = at.find({t.dtype, t.model, "dense", m});
+        for (const auto& p : t.patterns) {
+          const auto it = at.find({t.dtype, t.model, p, m});
           if (it == at.end()) {
-            cells.push_back("");
+            cells.push_back(case_mark(t, p, m));
             continue;
           }
-          const EndToEndRow& r = *it->second;
-          if (r.status != "passed" || std::isnan(r.tokens_per_s)) {
-            cells.push_back(r.status == "skipped" ? "⏭" : "❌ " + cell_text(r.error.substr(0, 60)));
-            continue;
-          }
-          std::string text = thousands(r.tokens_per_s);
-          if (p != "dense" && !std::isnan(dense_tps) && dense_tps > 0) {
-            const double speedup = r.tokens_per_s / dense_tps;
+          const double tps = it->second->tokens_per_s;
+          std::string text = thousands(tps);
+          if (p != "dense" && dense != at.end() && dense->second->tokens_per_s > 0) {
+            const double speedup = tps / dense->second->tokens_per_s;
             text += " · " + speedup_text(speedup) + " · " + percent_text(speedup / pattern_bound(p));
           }
           cells.push_back(text);
@@ -450,71 +490,40 @@ class ReportWriter {
     }
   }
 
-  struct KernelCase {
-    double dense_us = 0, sparse_us = 0;
-    int layers = 0;
-    bool failed = false, skipped = false;
-    std::string error;
-  };
-
-  // Per (dtype, model, pattern, M): all layers' GEMM time, dense over sparse.
-  std::map<std::tuple<std::string, std::string, std::string, std::int64_t>, KernelCase> kernel_cases() const {
-    std::map<std::tuple<std::string, std::string, std::string, std::int64_t>, KernelCase> out;
-    for (const KernelRow& r : r_.kernel) {
-      KernelCase& c = out[{r.dtype, r.model, r.pattern, r.m}];
-      if (r.status == "failed") {
-        if (!c.failed) c.error = r.error;
-        c.failed = true;
-      } else if (r.status == "skipped") {
-        c.skipped = true;
-      } else if (!std::isnan(r.dense_gemm_us) && !std::isnan(r.sparse_gemm_us)) {
-        c.dense_us += r.dense_gemm_us;
-        c.sparse_us += r.sparse_gemm_us;
-        ++c.layers;
-      }
-    }
-    return out;
-  }
-
   void kernel_tables() {
-    if (r_.kernel.empty()) return;
-    const auto cases = kernel_cases();
+    const std::vector<GridTable> tables = grid({"kernel-high", "kernel-low"});
+    if (tables.empty() || r_.kernel.empty()) return;
+    // Per case: all layers' GEMM time, dense over sparse; only cases whose every layer passed.
+    std::map<std::tuple<std::string, std::string, std::string, std::int64_t>, std::pair<double, double>> time;
+    std::set<std::tuple<std::string, std::string, std::string, std::int64_t>> incomplete;
+    for (const KernelRow& r : r_.kernel) {
+      const auto key = std::make_tuple(r.dtype, r.model, r.pattern, r.m);
+      if (r.status != "passed" || std::isnan(r.dense_gemm_us) || std::isnan(r.sparse_gemm_us)) {
+        incomplete.insert(key);
+        continue;
+      }
+      time[key].first += r.dense_gemm_us;
+      time[key].second += r.sparse_gemm_us;
+    }
     md_ << "### Kernel speedup (GEMM)\n\n";
     md_ << "Sparse GEMM (cuSPARSELt on the slid weights) against tuned dense cuBLASLt on the same pruned "
            "quantized weights, summed over the model's linear layers (qkv, o, gate_up, down): speedup · "
            "efficiency = speedup / bound L/(L-2).\n\n";
-    std::vector<std::pair<std::string, std::string>> groups;
-    for (const auto& [key, c] : cases) {
-      const auto g = std::make_pair(std::get<0>(key), std::get<1>(key));
-      if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
-    }
-    for (const auto& [dtype, model] : groups) {
-      std::vector<std::string> patterns;
-      std::set<std::int64_t> ms;
-      for (const auto& [key, c] : cases) {
-        if (std::get<0>(key) != dtype || std::get<1>(key) != model) continue;
-        if (std::find(patterns.begin(), patterns.end(), std::get<2>(key)) == patterns.end())
-          patterns.push_back(std::get<2>(key));
-        ms.insert(std::get<3>(key));
-      }
-      sort_patterns(patterns);
-      md_ << "**" << model << ", " << upper(dtype) << "**\n\n";
+    for (const GridTable& t : tables) {
+      md_ << "**" << t.model << ", " << upper(t.dtype) << "**\n\n";
       std::vector<std::string> head = {"M"};
-      for (const auto& p : patterns) head.push_back(pattern_label(p));
+      for (const auto& p : t.patterns) head.push_back(pattern_label(p));
       md_ << table_head(head);
-      for (std::int64_t m : ms) {
+      for (std::int64_t m : t.ms) {
         std::vector<std::string> cells = {std::to_string(m)};
-        for (const auto& p : patterns) {
-          const auto it = cases.find({dtype, model, p, m});
-          if (it == cases.end()) {
-            cells.push_back("");
-          } else if (it->second.failed) {
-            cells.push_back("❌ " + cell_text(it->second.error.substr(0, 60)));
-          } else if (it->second.layers == 0) {
-            cells.push_back(it->second.skipped ? "⏭" : "");
-          } else {
-            const double speedup = it->second.dense_us / it->second.sparse_us;
+        for (const auto& p : t.patterns) {
+          const auto key = std::make_tuple(t.dtype, t.model, p, m);
+          const auto it = time.find(key);
+          if (it != time.end() && !incomplete.count(key)) {
+            const double speedup = it->second.first / it->second.second;
             cells.push_back(speedup_text(speedup) + " · " + percent_text(speedup / pattern_bound(p)));
+          } else {
+            cells.push_back(case_mark(t, p, m));
           }
         }
         md_ << table_row(cells);
@@ -556,8 +565,8 @@ class ReportWriter {
       md_ << "No performance results in this run.\n\n";
       return;
     }
-    end_to_end_tables("Prefill", r_.prefill);
-    end_to_end_tables("Decode", r_.decode);
+    end_to_end_tables("prefill", "Prefill", r_.prefill);
+    end_to_end_tables("decode", "Decode", r_.decode);
     kernel_tables();
     md_ << "### Speedup against M\n\n";
     if (plots.empty()) md_ << "No plots: " << plot_note << "\n\n";
@@ -572,7 +581,19 @@ class ReportWriter {
     if (fs::exists(root_ + "/hardware.txt", ec)) md_ << "- `slidesparse info` output: `hardware.txt`\n";
     if (fs::exists(root_ + "/tuning.json", ec)) md_ << "- tuning database: `tuning.json`\n";
     if (fs::exists(root_ + "/models", ec)) md_ << "- models (made and converted): `models/`\n";
-    for (const auto& f : r_.files) md_ << "- results: `" << f << "`\n";
+    std::vector<std::pair<std::string, std::vector<std::string>>> by_task;  // top folder → files
+    for (const auto& f : r_.files) {
+      const std::string top = f.substr(0, f.find('/'));
+      auto it = std::find_if(by_task.begin(), by_task.end(), [&](const auto& t) { return t.first == top; });
+      if (it == by_task.end()) {
+        by_task.push_back({top, {}});
+        it = by_task.end() - 1;
+      }
+      it->second.push_back(f);
+    }
+    for (const auto& [top, files] : by_task)
+      md_ << "- " << top << " results: " << files.size() << " CSV file" << (files.size() == 1 ? "" : "s")
+          << " under `" << top << "/`, e.g. `" << files.front() << "` (each job's file is in status.json)\n";
     if (fs::exists(root_ + "/plots/plot_data.csv", ec)) md_ << "- plotted data: `plots/plot_data.csv`\n";
     for (const auto& p : r_.problems) md_ << "- **unreadable**: " << cell_text(p) << "\n";
     if (!r_.ignored.empty()) {

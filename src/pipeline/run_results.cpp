@@ -77,7 +77,12 @@ void read_kernel(const CsvFile& csv, const JobRecord& job, std::map<KernelKey, K
 RunResults read_run_results(const PipelineStatus& status, const std::string& results_dir) {
   RunResults out;
   const std::vector<std::string> folders = status.hardware.folders();
-  std::set<std::string> used;
+  std::set<std::string> listed;  // every result file the status knows, read here or not
+  for (const JobRecord& job : status.jobs) {
+    if (!job.result_file.empty()) listed.insert(job.result_file);
+    for (const JobRecord& part : job.parts)
+      if (!part.result_file.empty()) listed.insert(part.result_file);
+  }
   for (const JobRecord& job : status.jobs) {
     if (job.task != "prefill" && job.task != "decode" && job.task != "kernel-high" && job.task != "kernel-low")
       continue;
@@ -99,7 +104,6 @@ RunResults read_run_results(const PipelineStatus& status, const std::string& res
           read_end_to_end(csv, job, e2e);
         else
           read_kernel(csv, job, kernel);
-        used.insert(source->result_file);
         out.files.push_back(source->result_file);
       } catch (const Error& e) {
         out.problems.push_back(e.what());
@@ -114,15 +118,14 @@ RunResults read_run_results(const PipelineStatus& status, const std::string& res
   for (fs::recursive_directory_iterator it(results_dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (!it->is_regular_file(ec) || !kResultFileNames.count(it->path().filename().string())) continue;
     const std::string relative = fs::relative(it->path(), results_dir).string();
-    if (used.count(relative)) continue;
     const std::string folder = it->path().parent_path().filename().string();
+    const bool this_gpu = std::find(folders.begin(), folders.end(), folder) != folders.end();
+    if (listed.count(relative) && this_gpu) continue;
     std::string why;
-    if (std::find(folders.begin(), folders.end(), folder) == folders.end())
+    if (!this_gpu)
       why = "from another GPU or setup (folder " + folder + "; this run's GPU is " + status.hardware.identity() + ")";
     else if (relative.find(".attempt") != std::string::npos)
       why = "output of an earlier attempt of a job that was run again";
-    else if (relative.rfind("check/", 0) == 0)
-      why = "quick end-to-end check (counted in the pass matrix only)";
     else
       why = "not listed in status.json";
     out.ignored.emplace_back(relative, why);

@@ -73,7 +73,11 @@ class RunLog {
     if (fd_.get() < 0) throw IoError(os_error("cannot create log", path));
   }
   int fd() const { return fd_.get(); }
-  std::int64_t next_line() const { return lines_ + 1; }
+  // The line a section written next starts on.
+  std::int64_t begin_section() {
+    if (!at_line_start_) write_raw("\n");
+    return lines_ + 1;
+  }
 
   void write(const std::string& text) {
     if (!text.empty() && !at_line_start_) write_raw("\n");
@@ -262,7 +266,23 @@ class Runner {
 
   void start_run(const std::vector<Job>& jobs) {
     const bool resumed = !status_.runs.empty();
+    // Ask for the GPU first: a resume on another GPU is refused before anything is written.
+    const std::string info_path = root_ + "/hardware.txt";
+    const std::string probe_path = info_path + ".new";
+    const HardwareInfo hardware = detect_hardware(options_.launcher, probe_path);
     std::error_code ec;
+    if (resumed && hardware.identity() != status_.hardware.identity()) {
+      fs::remove(probe_path, ec);
+      throw InvalidArgument(root_ + " holds results of " + status_.hardware.identity() +
+                            "; this machine has " + hardware.identity() +
+                            ": results of two GPUs are never mixed; write to another --out");
+    }
+    const bool have_info = fs::exists(probe_path, ec);
+    if (have_info) {
+      fs::rename(probe_path, info_path, ec);
+      if (ec) throw IoError("cannot rename " + probe_path + ": " + ec.message());
+    }
+
     fs::create_directories(root_ + "/logs", ec);
     if (ec) throw IoError("cannot create " + root_ + "/logs: " + ec.message());
     char name[32];
@@ -271,12 +291,7 @@ class Runner {
     log_->write("=== slidesparse pipeline: plan '" + plan_.name + "' (" + plan_.source + "), " +
                 std::to_string(jobs.size()) + " jobs, results in " + root_ + (resumed ? ", resumed" : "") +
                 "\n");
-
-    const HardwareInfo hardware = probe_hardware();
-    if (resumed && hardware.identity() != status_.hardware.identity())
-      throw InvalidArgument(root_ + " holds results of " + status_.hardware.identity() +
-                            "; this machine has " + hardware.identity() +
-                            ": results of two GPUs are never mixed; write to another --out");
+    if (have_info) log_->write("$ slidesparse info\n" + read_file(info_path));
     log_->write("=== GPU: " + hardware.identity() +
                 (hardware.gpu ? std::string() : " (" + hardware.no_gpu_reason + ")") + "\n");
     status_.hardware = hardware;
@@ -324,14 +339,6 @@ class Runner {
     log_->write("=== probe: slidesparse " + key + " --help: " + (present ? "present" : "not in this build") + "\n");
     commands_[key] = present;
     return present;
-  }
-
-  HardwareInfo probe_hardware() {
-    const std::string path = root_ + "/hardware.txt";
-    const HardwareInfo hardware = detect_hardware(options_.launcher, path);
-    std::error_code ec;
-    if (fs::exists(path, ec)) log_->write("$ slidesparse info\n" + read_file(path));
-    return hardware;
   }
 
   // Why the job cannot run here and now ("" when it can), checked before starting it.
@@ -404,7 +411,10 @@ class Runner {
       conclude(record, verdict, !job.result_csv.empty());
     }
     save();
-    std::string line = prefix + job.id + "  " + record.status + "  " + seconds_text(record.seconds);
+    double seconds = record.seconds;
+    for (const JobRecord& part : record.parts) seconds += part.seconds;
+    std::string line = prefix + job.id + "  " + record.status + "  " + seconds_text(seconds);
+    if (!record.parts.empty()) line += " (" + std::to_string(record.parts.size()) + " reruns apart)";
     if (record.status == "failed") line += "  " + record.error_class + ": " + record.message;
     report_progress(line);
   }
@@ -415,7 +425,7 @@ class Runner {
     record.attempts += 1;
     record.run = static_cast<int>(status_.runs.size());
     record.log = status_.runs.back().log;
-    record.log_line = log_->next_line();
+    record.log_line = log_->begin_section();
     std::vector<std::string> quoted;
     for (const auto& a : command_line(job.args)) quoted.push_back(shell_quote(a));
     log_->write("=== " + job.id + " (attempt " + std::to_string(record.attempts) + ", " + utc_now() +
@@ -490,34 +500,63 @@ class Runner {
     return from_rows;
   }
 
-  // A child that died (a signal, or a CUDA error that poisons the process) took the cases
-  // it had not finished with it: each of those runs again alone, in its own child.
-  void narrow_down(const Job& job, JobRecord& record, const Verdict& verdict,
-                   const std::vector<bool>& from_rows) {
-    if (job.ms.empty() || record.cells.size() < 2) return;
+  // The cases a child could not speak for: those it never reached when it died (a signal, or
+  // a CUDA error that ends the process), and those that failed only because an earlier case
+  // left a sticky CUDA error behind. Indices into `cells`.
+  static std::vector<std::size_t> lost_cases(const std::vector<CellRecord>& cells, const Verdict& verdict,
+                                             const std::vector<bool>& from_rows) {
     const bool died = verdict.error_class.rfind("crash: ", 0) == 0 || is_sticky_device_error(verdict.error_class);
-    const std::vector<Cell> cells = job.cells();
-    std::vector<std::size_t> alone;
+    std::vector<std::size_t> lost;
     bool sticky_seen = false;
     for (std::size_t i = 0; i < cells.size(); ++i) {
-      const CellRecord& c = record.cells[i];
-      if (c.status != "failed") continue;
+      if (cells[i].status != "failed") continue;
       if (!from_rows[i] && died) {
-        alone.push_back(i);
-      } else if (from_rows[i] && is_sticky_device_error(c.error_class)) {
-        if (sticky_seen) alone.push_back(i);  // failed only because an earlier case poisoned the process
+        lost.push_back(i);
+      } else if (from_rows[i] && is_sticky_device_error(cells[i].error_class)) {
+        if (sticky_seen) lost.push_back(i);
         sticky_seen = true;
       }
     }
-    for (std::size_t i : alone) {
-      if (interrupted()) break;
-      const Job one = single_cell_job(job, cells[i], root_);
-      JobRecord part = new_record(one);
+    return lost;
+  }
+
+  void narrow_down(const Job& job, JobRecord& record, const Verdict& verdict, const std::vector<bool>& from_rows) {
+    if (job.ms.empty() || record.cells.size() < 2) return;
+    rerun_apart(job, record, lost_cases(record.cells, verdict, from_rows));
+  }
+
+  // Runs `lost` cases again in fresh processes: the first alone (the likely culprit), the
+  // rest one process per pattern; a process that loses cases again is narrowed down alike.
+  void rerun_apart(const Job& job, JobRecord& record, const std::vector<std::size_t>& lost) {
+    if (lost.empty()) return;
+    const std::vector<Cell> cells = job.cells();
+    std::vector<std::vector<std::size_t>> groups = {{lost.front()}};
+    std::map<std::string, std::size_t> group_of_pattern;
+    for (std::size_t k = 1; k < lost.size(); ++k) {
+      const std::string& pattern = cells[lost[k]].pattern;
+      const auto it = group_of_pattern.find(pattern);
+      if (it != group_of_pattern.end()) {
+        groups[it->second].push_back(lost[k]);
+      } else {
+        group_of_pattern[pattern] = groups.size();
+        groups.push_back({lost[k]});
+      }
+    }
+    for (const auto& group : groups) {
+      if (interrupted()) return;
+      std::vector<std::int64_t> ms;
+      for (std::size_t i : group) ms.push_back(cells[i].m);
+      const Job part_job = subset_job(job, cells[group.front()].pattern, ms, root_);
+      JobRecord part = new_record(part_job);
       std::vector<bool> part_rows;
-      execute(one, part, part_rows);
-      record.cells[i] = part.cells.front();
+      const Verdict verdict = execute(part_job, part, part_rows);
+      for (std::size_t k = 0; k < group.size(); ++k) record.cells[group[k]] = part.cells[k];
+      std::vector<std::size_t> lost_again;
+      if (group.size() > 1)
+        for (std::size_t k : lost_cases(part.cells, verdict, part_rows)) lost_again.push_back(group[k]);
       record.parts.push_back(std::move(part));
       save();
+      rerun_apart(job, record, lost_again);
     }
   }
 

@@ -107,9 +107,9 @@ Verdict judge_child(const ChildOutcome& outcome, const std::string& output, doub
     return {"failed", classify_error(error), error};
   }
   if (!internal.empty()) return {"failed", "internal error", internal};
-  for (const auto& line : lines)
-    if (line.find("Run with --help") != std::string::npos)
-      return {"failed", "usage error", lines.front()};
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    if (lines[i].find("Run with --help") != std::string::npos)
+      return {"failed", "usage error", i > 0 ? lines[i - 1] : lines[i]};
   return {"failed", "exit " + std::to_string(outcome.exit_code),
           lines.empty() ? "exited with code " + std::to_string(outcome.exit_code) : lines.back()};
 }

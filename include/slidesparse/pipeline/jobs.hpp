@@ -46,8 +46,10 @@ struct Job {
 // Every job of the plan. `results_dir` is absolute: arguments carry absolute paths.
 std::vector<Job> expand_jobs(const Plan& plan, const std::string& results_dir);
 
-// The job that reruns one cell of `job` alone, in its own folder (a crash of a job that
-// covers many cells is narrowed down this way). Its id is "<job id>/<pattern>/M<m>".
-Job single_cell_job(const Job& job, const Cell& cell, const std::string& results_dir);
+// The job that reruns some cases of `job` (one pattern, some of its M) in a process and
+// folder of their own: the cases a crashed job took with it are narrowed down this way.
+// Its id is "<job id>/<pattern>/M<m>[,<m>…]".
+Job subset_job(const Job& job, const std::string& pattern, const std::vector<std::int64_t>& ms,
+               const std::string& results_dir);
 
 }  // namespace slidesparse::pipeline
