@@ -1,10 +1,9 @@
 // Child processes of the pipeline: exit codes, signals, time limits, interrupts, and what
 // each end means for a job (passed, failed with its class, skipped).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <pthread.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +16,7 @@
 
 #include "slidesparse/pipeline/child_process.hpp"
 #include "slidesparse/pipeline/interrupt.hpp"
+#include "slidesparse/pipeline/probe.hpp"
 #include "slidesparse/pipeline/verdict.hpp"
 
 namespace slidesparse::pipeline {
@@ -28,7 +28,9 @@ using End = ChildOutcome::End;
 // A file the child writes its output into, read back after it ends.
 class Output {
  public:
-  Output() : path_(fs::temp_directory_path() / ("child_out_" + std::to_string(::getpid()) + "_" + std::to_string(next_++))) {
+  Output()
+      : path_(fs::temp_directory_path() /
+              ("child_out_" + std::to_string(::getpid()) + "_" + std::to_string(next_++))) {
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
   }
   ~Output() {
@@ -62,7 +64,10 @@ TEST(PipelineChild, ExitCodeAndOutput) {
   EXPECT_EQ(judge_child(ok, out.text(), 10).status, "passed");
 
   Output out2;
-  const ChildOutcome bad = sh("echo 'slidesparse: error: cuSPARSELt: CUDA error: an illegal memory access was encountered' >&2; exit 1", out2);
+  const ChildOutcome bad =
+      sh("echo 'slidesparse: error: cuSPARSELt: CUDA error: an illegal memory access was "
+         "encountered' >&2; exit 1",
+         out2);
   EXPECT_EQ(bad.end, End::Exited);
   EXPECT_EQ(bad.exit_code, 1);
   const Verdict v = judge_child(bad, out2.text(), 10);
@@ -92,7 +97,8 @@ TEST(PipelineChild, ATimeoutStopsTheWholeProcessGroup) {
   const auto start = std::chrono::steady_clock::now();
   // The shell ignores SIGTERM: only SIGKILL after the grace ends it; its sleep goes too.
   const ChildOutcome o = sh("trap '' TERM; sleep 20; echo not reached", out, options);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(o.end, End::TimedOut);
   EXPECT_LT(seconds, 5.0);
   EXPECT_GE(o.seconds, 0.2);
@@ -161,17 +167,22 @@ TEST(PipelineChild, AProgramThatCannotStart) {
 TEST(PipelineVerdict, NoCudaDeviceIsASkipNotAFailure) {
   ChildOutcome o;
   o.exit_code = 1;
-  const Verdict v = judge_child(o, "loading\nslidesparse: error: no CUDA device: cudaGetDeviceCount: no CUDA-capable device is detected\n", 10);
+  const Verdict v = judge_child(o,
+                                "loading\nslidesparse: error: no CUDA device: cudaGetDeviceCount: "
+                                "no CUDA-capable device is detected\n",
+                                10);
   EXPECT_EQ(v.status, "skipped");
   EXPECT_EQ(v.message, "no CUDA device: cudaGetDeviceCount: no CUDA-capable device is detected");
 }
 
 TEST(PipelineVerdict, ErrorClassesComeFromOneTable) {
   EXPECT_EQ(classify_error("CUDA error: out of memory (cudaMalloc of 12 GiB)"), "out of memory");
-  EXPECT_EQ(classify_error("cusparseLtMatmulPlanInit: CUSPARSE_STATUS_INVALID_VALUE"), "cuSPARSELt error");
+  EXPECT_EQ(classify_error("cusparseLtMatmulPlanInit: CUSPARSE_STATUS_INVALID_VALUE"),
+            "cuSPARSELt error");
   EXPECT_EQ(classify_error("cublasLtMatmul: CUBLAS_STATUS_EXECUTION_FAILED"), "cuBLASLt error");
   EXPECT_EQ(classify_error("cudaLaunchKernel: unspecified launch failure"), "launch failure");
-  EXPECT_EQ(classify_error("cannot open /x/model.safetensors: No such file or directory"), "file error");
+  EXPECT_EQ(classify_error("cannot open /x/model.safetensors: No such file or directory"),
+            "file error");
   EXPECT_EQ(classify_error("FP8 is not supported on cc 8.0"), "not supported");
   EXPECT_EQ(classify_error("shape mismatch in q_proj"), "error");
   EXPECT_TRUE(is_sticky_device_error("illegal memory access"));
@@ -180,17 +191,38 @@ TEST(PipelineVerdict, ErrorClassesComeFromOneTable) {
 
   ChildOutcome usage;
   usage.exit_code = 109;
-  const Verdict u = judge_child(usage, "The following argument was not expected: --foo\nRun with --help for more information.\n", 10);
+  const Verdict u = judge_child(
+      usage,
+      "The following argument was not expected: --foo\nRun with --help for more information.\n",
+      10);
   EXPECT_EQ(u.error_class, "usage error");
   EXPECT_EQ(u.message, "The following argument was not expected: --foo");
   ChildOutcome internal;
   internal.exit_code = 2;
-  EXPECT_EQ(judge_child(internal, "slidesparse: internal error: std::bad_alloc\n", 10).error_class, "internal error");
+  EXPECT_EQ(judge_child(internal, "slidesparse: internal error: std::bad_alloc\n", 10).error_class,
+            "internal error");
   ChildOutcome silent;
   silent.exit_code = 7;
   const Verdict s = judge_child(silent, "", 10);
   EXPECT_EQ(s.error_class, "exit 7");
   EXPECT_EQ(s.message, "exited with code 7");
+}
+
+TEST(PipelineProbe, ASubcommandIsThereWhenItsHelpNamesIt) {
+  // CLI11 answers "--help" after an unknown subcommand with the top-level help and exit 0.
+  const std::vector<std::string> top_level = {
+      "/bin/sh", "-c", "echo 'Usage: slidesparse [OPTIONS] SUBCOMMAND'", "sh"};
+  EXPECT_FALSE(has_command(top_level, {"bench", "e2e"}));
+  const std::vector<std::string> knows_it = {
+      "/bin/sh", "-c", "echo \"Usage: /x/slidesparse $1 $2 [OPTIONS] MODEL\"", "sh"};
+  EXPECT_TRUE(has_command(knows_it, {"bench", "e2e"}));
+  const std::vector<std::string> mentions_it = {
+      "/bin/sh", "-c",
+      "echo 'Subcommands: bench e2e'; echo 'Usage: slidesparse [OPTIONS] SUBCOMMAND'", "sh"};
+  EXPECT_FALSE(has_command(mentions_it, {"bench", "e2e"}));
+  const std::vector<std::string> fails = {"/bin/sh", "-c",
+                                          "echo \"Usage: slidesparse $1 [OPTIONS]\"; exit 1", "sh"};
+  EXPECT_FALSE(has_command(fails, {"info"}));
 }
 
 TEST(PipelineInterrupt, SigintRaisesTheFlagInsteadOfEndingTheProcess) {

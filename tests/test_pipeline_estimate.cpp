@@ -10,8 +10,8 @@
 namespace slidesparse::pipeline {
 namespace {
 
-JobRecord measured(const std::string& id, const std::string& kind, const std::string& model, double seconds,
-                   int cases, const std::string& status = "passed") {
+JobRecord measured(const std::string& id, const std::string& kind, const std::string& model,
+                   double seconds, int cases, const std::string& status = "passed") {
   JobRecord r;
   r.id = id;
   r.kind = kind;
@@ -41,20 +41,23 @@ const EstimateLine& line(const Estimate& e, const std::string& kind) {
 
 TEST(PipelineEstimate, ProjectsFromTheSameJobThenModelThenKind) {
   const Plan plan = parse_plan(
-      "tasks = [\"kernel-high\", \"prefill\"]\nmodels = [\"llama3.2-1b\", \"qwen2.5-7b\"]\ndtypes = [\"int8\"]\n"
+      "tasks = [\"kernel-high\", \"prefill\"]\nmodels = [\"llama3.2-1b\", \"qwen2.5-7b\"]\ndtypes "
+      "= [\"int8\"]\n"
       "patterns = [\"2_8\"]\n[M]\nkernel = [64, 128]\nprefill = [512, 1024, 2048, 4096]\n",
       "p.toml", "/tmp");
   const auto jobs = expand_jobs(plan, "/r");
   const PipelineStatus h100 = run_on(
-      "H100", {// the very job: 100 s
-               measured("kernel-high/llama3.2-1b/int8", "kernel-high", "llama3.2-1b", 100, 8),
-               // same kind on qwen with 2 cases: 30 s per case
-               measured("kernel-high/qwen2.5-7b/int8/old", "kernel-high", "qwen2.5-7b", 60, 2),
-               // prefill measured only on another model: 5 s per case
-               measured("prefill/bitnet-2b/int8/dense", "prefill", "bitnet-2b", 10, 2),
-               // failed jobs are no measurement
-               measured("prefill/llama3.2-1b/int8/dense", "prefill", "llama3.2-1b", 1, 4, "failed")});
-  const PipelineStatus a100 = run_on("A100", {measured("prefill/llama3.2-1b/int8/dense", "prefill", "llama3.2-1b", 999, 4)});
+      "H100",
+      {// the very job: 100 s
+       measured("kernel-high/llama3.2-1b/int8", "kernel-high", "llama3.2-1b", 100, 8),
+       // same kind on qwen with 2 cases: 30 s per case
+       measured("kernel-high/qwen2.5-7b/int8/old", "kernel-high", "qwen2.5-7b", 60, 2),
+       // prefill measured only on another model: 5 s per case
+       measured("prefill/bitnet-2b/int8/dense", "prefill", "bitnet-2b", 10, 2),
+       // failed jobs are no measurement
+       measured("prefill/llama3.2-1b/int8/dense", "prefill", "llama3.2-1b", 1, 4, "failed")});
+  const PipelineStatus a100 = run_on(
+      "A100", {measured("prefill/llama3.2-1b/int8/dense", "prefill", "llama3.2-1b", 999, 4)});
   const Estimate e = estimate_plan(jobs, {h100, a100}, {"h100/status.json", "a100/status.json"},
                                    h100.hardware.identity());
   const EstimateLine& kernel = line(e, "kernel-high");
@@ -74,22 +77,30 @@ TEST(PipelineEstimate, ProjectsFromTheSameJobThenModelThenKind) {
   const std::string table = format_estimate(e, plan.name);
   EXPECT_NE(table.find("total"), std::string::npos);
   EXPECT_NE(table.find("7 min 00 s"), std::string::npos) << table;  // 340 s + 80 s
-  EXPECT_NE(table.find("left out 1 measured jobs of another GPU: A100, cc 9.0, CUDA 13.0"), std::string::npos) << table;
+  EXPECT_NE(table.find("left out 1 measured jobs of another GPU: A100, cc 9.0, CUDA 13.0"),
+            std::string::npos)
+      << table;
 }
 
 TEST(PipelineEstimate, WithoutMeasurementsItSaysSo) {
-  const Plan plan = parse_plan("tasks = [\"kernel-low\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = [64]\n",
-                               "p.toml", "/tmp");
+  const Plan plan = parse_plan(
+      "tasks = [\"kernel-low\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = "
+      "[64]\n",
+      "p.toml", "/tmp");
   const Estimate e = estimate_plan(expand_jobs(plan, "/r"), {}, {}, "no GPU");
   EXPECT_EQ(e.unknown_jobs, 1);
   EXPECT_DOUBLE_EQ(e.seconds, 0);
-  EXPECT_NE(format_estimate(e, plan.name).find("1 jobs have no measurement of their kind"), std::string::npos);
+  EXPECT_NE(format_estimate(e, plan.name).find("1 jobs have no measurement of their kind"),
+            std::string::npos);
 }
 
 TEST(PipelineEstimate, AMachineWithoutAGpuProjectsForTheMeasuredOne) {
-  const Plan plan = parse_plan("tasks = [\"kernel-low\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = [64]\n",
-                               "p.toml", "/tmp");
-  const PipelineStatus h100 = run_on("H100", {measured("kernel-low/llama3.2-1b/int8", "kernel-low", "llama3.2-1b", 42, 4)});
+  const Plan plan = parse_plan(
+      "tasks = [\"kernel-low\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = "
+      "[64]\n",
+      "p.toml", "/tmp");
+  const PipelineStatus h100 =
+      run_on("H100", {measured("kernel-low/llama3.2-1b/int8", "kernel-low", "llama3.2-1b", 42, 4)});
   const Estimate e = estimate_plan(expand_jobs(plan, "/r"), {h100}, {"s.json"}, "no GPU");
   EXPECT_EQ(e.gpu, h100.hardware.identity());
   EXPECT_DOUBLE_EQ(e.seconds, 42);

@@ -67,7 +67,8 @@ TEST(PipelineJobs, IdsAreUniqueAndDependenciesComeFirst) {
 
 TEST(PipelineJobs, CommandLinesNameTheCommandsFlags) {
   const Plan plan = parse_plan(
-      "tasks = [\"prepare\", \"tune-fine\", \"decode\", \"kernel-low\"]\nmodels = [\"llama3.2-1b\"]\n"
+      "tasks = [\"prepare\", \"tune-fine\", \"decode\", \"kernel-low\"]\nmodels = "
+      "[\"llama3.2-1b\"]\n"
       "dtypes = [\"fp8\"]\npatterns = [\"2_8\"]\nlayers = 2\n[M]\ntune = [64, 128]\ndecode = [64]\n"
       "kernel = [256]\n[kernel]\nlow = [\"2_12\", \"2_inf\"]\n",
       "p.toml", "/tmp");
@@ -78,24 +79,26 @@ TEST(PipelineJobs, CommandLinesNameTheCommandsFlags) {
   EXPECT_EQ(by_id.at("prepare/make-model/llama3.2-1b").args,
             (V{"make-model", "--preset", "llama3.2-1b", "--layers", "2", "/r/models/llama3.2-1b"}));
   EXPECT_EQ(by_id.at("prepare/convert/llama3.2-1b/fp8/2_8").args,
-            (V{"convert", "/r/models/llama3.2-1b", "/r/models/llama3.2-1b-2_8-fp8", "--pattern", "2_8",
-               "--dtype", "fp8"}));
-  EXPECT_EQ(by_id.at("prepare/verify/llama3.2-1b/fp8/2_8").args, (V{"verify", "/r/models/llama3.2-1b-2_8-fp8"}));
+            (V{"convert", "/r/models/llama3.2-1b", "/r/models/llama3.2-1b-2_8-fp8", "--pattern",
+               "2_8", "--dtype", "fp8"}));
+  EXPECT_EQ(by_id.at("prepare/verify/llama3.2-1b/fp8/2_8").args,
+            (V{"verify", "/r/models/llama3.2-1b-2_8-fp8"}));
   // Without coarse tuning in the plan, fine tuning covers every pattern.
   EXPECT_EQ(by_id.at("tune-fine/llama3.2-1b/fp8/2_8").args,
-            (V{"tune", "--preset", "llama3.2-1b", "--dtype", "fp8", "--pattern", "2_8", "--M", "64,128",
-               "--db", "/r/tuning.json"}));
+            (V{"tune", "--preset", "llama3.2-1b", "--dtype", "fp8", "--pattern", "2_8", "--M",
+               "64,128", "--db", "/r/tuning.json"}));
   const Job& sparse = by_id.at("decode/llama3.2-1b/fp8/2_8");
-  EXPECT_EQ(sparse.args, (V{"bench", "e2e", "/r/models/llama3.2-1b-2_8-fp8", "--stage", "decode", "--M",
-                            "64", "--backend", "sparse", "--pattern", "2_8", "--dtype", "fp8", "--out",
-                            "/r/decode/llama3.2-1b/fp8/2_8", "--tuning", "/r/tuning.json"}));
+  EXPECT_EQ(sparse.args,
+            (V{"bench", "e2e", "/r/models/llama3.2-1b-2_8-fp8", "--stage", "decode", "--M", "64",
+               "--backend", "sparse", "--pattern", "2_8", "--dtype", "fp8", "--out",
+               "/r/decode/llama3.2-1b/fp8/2_8", "--tuning", "/r/tuning.json"}));
   EXPECT_EQ(sparse.needs, (V{"prepare/verify/llama3.2-1b/fp8/2_8"}));
   const Job& dense = by_id.at("decode/llama3.2-1b/fp8/dense");
   EXPECT_EQ(dense.args[2], "/r/models/llama3.2-1b");
   EXPECT_EQ(dense.needs, (V{"prepare/make-model/llama3.2-1b"}));
   EXPECT_EQ(by_id.at("kernel-low/llama3.2-1b/fp8").args,
-            (V{"bench", "kernel", "--preset", "llama3.2-1b", "--dtype", "fp8", "--pattern", "2_12,2_inf",
-               "--M", "256", "--out", "/r/kernel-low/llama3.2-1b/fp8"}));
+            (V{"bench", "kernel", "--preset", "llama3.2-1b", "--dtype", "fp8", "--pattern",
+               "2_12,2_inf", "--M", "256", "--out", "/r/kernel-low/llama3.2-1b/fp8"}));
   EXPECT_FALSE(by_id.at("prepare/make-model/llama3.2-1b").needs_gpu);
   EXPECT_TRUE(dense.needs_gpu);
 }

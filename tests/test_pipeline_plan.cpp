@@ -76,15 +76,20 @@ TEST(PipelinePlan, RefusesBadInputNamingTheLine) {
     std::string text;
     std::string expected;
   };
-  const std::string head = "tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\npatterns = [\"2_8\"]\n";
+  const std::string head =
+      "tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\npatterns = "
+      "[\"2_8\"]\n";
   const std::vector<Bad> cases = {
       {"tasks = [\"prefill\"]\nmodels = [\"llama9\"]\n", "plan.toml:2: unknown model 'llama9'"},
       {"tasks = [\"prefil\"]\n", "plan.toml:1: unknown task 'prefil'"},
-      {"tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\n\ndtypes = [\"int4\"]\n", "plan.toml:4: unknown dtype 'int4'"},
-      {"tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\npatterns = [\"2_4\",\n  \"3:8\"]\n",
+      {"tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\n\ndtypes = [\"int4\"]\n",
+       "plan.toml:4: unknown dtype 'int4'"},
+      {"tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\npatterns = "
+       "[\"2_4\",\n  \"3:8\"]\n",
        "plan.toml:5: unknown pattern '3:8'"},
       {head + "[M]\nprefill = [512,\n  -4]\n", "plan.toml:7: M must be a positive integer, got -4"},
-      {head + "[M]\nprefill = [\"512x\"]\n", "plan.toml:6: M must be a positive integer, got the string '512x'"},
+      {head + "[M]\nprefill = [\"512x\"]\n",
+       "plan.toml:6: M must be a positive integer, got the string '512x'"},
       {head + "[M]\nprefill = [1.5]\n", "plan.toml:6: M must be a positive integer, got 1.5"},
       {head + "[M]\nprefill = [0]\n", "plan.toml:6: M must be a positive integer, got 0"},
       {head + "[M]\nprefill = [64, 64]\n", "plan.toml:6: M = 64 is listed twice"},
@@ -92,19 +97,24 @@ TEST(PipelinePlan, RefusesBadInputNamingTheLine) {
       {head + "[M]\nprefil = [64]\n", "plan.toml:6: unknown key 'prefil' in [M]"},
       {head + "modles = 3\n", "plan.toml:5: unknown key 'modles'"},
       {head + "layers = -1\n", "plan.toml:5: 'layers' must be a positive integer"},
-      {head + "[M]\nprefill = [1]\n[timeout]\nprefill = -5\n", "plan.toml:8: timeout 'prefill' must be a positive number"},
-      {"tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\npatterns = [\"dense\"]\n",
+      {head + "[M]\nprefill = [1]\n[timeout]\nprefill = -5\n",
+       "plan.toml:8: timeout 'prefill' must be a positive number"},
+      {"tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\npatterns = "
+       "[\"dense\"]\n",
        "plan.toml:4: 'dense' is not a pattern here"},
-      {"tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\", \"llama3.2-1b\"]\n", "plan.toml:2: model 'llama3.2-1b' is listed twice"},
+      {"tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\", \"llama3.2-1b\"]\n",
+       "plan.toml:2: model 'llama3.2-1b' is listed twice"},
       {"tasks = [\"prefill\"\nmodels = 3\n", "plan.toml:2: not valid TOML"},
       {"tasks = \"prefill\"\n", "plan.toml:1: 'tasks' must be a list"},
       {"tasks = [3]\n", "plan.toml:1: each entry of 'tasks' must be a string"},
       {"models = [\"llama3.2-1b\"]\n", "plan.toml: missing 'tasks'"},
-      {"tasks = [\"prefill\"]\nmodels = [\"./no/such/folder\"]\n", "plan.toml:2: unknown model './no/such/folder'"},
+      {"tasks = [\"prefill\"]\nmodels = [\"./no/such/folder\"]\n",
+       "plan.toml:2: unknown model './no/such/folder'"},
   };
   for (const Bad& bad : cases) {
     const std::string message = error_of(bad.text);
-    EXPECT_EQ(message.rfind(bad.expected, 0), 0u) << "plan:\n" << bad.text << "\nmessage: " << message;
+    EXPECT_EQ(message.rfind(bad.expected, 0), 0u) << "plan:\n"
+                                                  << bad.text << "\nmessage: " << message;
   }
 }
 

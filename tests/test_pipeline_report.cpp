@@ -1,9 +1,8 @@
 // The report from hand-made result files (tests/data/pipeline/report_run): its tables hold
 // the fixture's numbers, a folder of another GPU stays out, plots are embedded or explained.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -33,9 +32,10 @@ std::string read(const fs::path& path) {
 class ReportFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("report_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-            std::to_string(::getpid()));
+    dir_ =
+        fs::temp_directory_path() /
+        ("report_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+         "_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::copy(kData + "/report_run", dir_, fs::copy_options::recursive);
   }
@@ -57,7 +57,9 @@ class ReportFixture : public ::testing::Test {
   ReportResult result_;
 };
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 TEST_F(ReportFixture, TablesHoldTheNumbersOfTheResultFiles) {
   const std::string md = report(no_plots());
@@ -79,13 +81,17 @@ TEST_F(ReportFixture, TablesHoldTheNumbersOfTheResultFiles) {
 TEST_F(ReportFixture, SummaryMatricesFailuresAndHardware) {
   const std::string md = report(no_plots());
   EXPECT_TRUE(contains(md, "# SlideSparse pipeline report: plan `fixture`"));
-  EXPECT_TRUE(contains(md, "1 min 40 s (1 min 38 s in jobs; pipeline overhead 2.0 s = 2.0%)")) << md;
+  EXPECT_TRUE(contains(md, "1 min 40 s (1 min 38 s in jobs; pipeline overhead 2.0 s = 2.0%)"))
+      << md;
   // Tasks: jobs passed/failed/skipped/not run, cases passed/failed/skipped/not run, time.
-  EXPECT_TRUE(contains(md, "| Prefill benchmark (`prefill`) | ❌ failed | 1 | 1 | 2 | 0 | 3 | 1 | 4 | 0 | 30.0 s |"))
+  EXPECT_TRUE(contains(
+      md, "| Prefill benchmark (`prefill`) | ❌ failed | 1 | 1 | 2 | 0 | 3 | 1 | 4 | 0 | 30.0 s |"))
       << md;
-  EXPECT_TRUE(contains(md, "| Decode benchmark (`decode`) | ✅ passed | 2 | 0 | 2 | 0 | 2 | 0 | 2 | 0 | 10.0 s |"))
+  EXPECT_TRUE(contains(
+      md, "| Decode benchmark (`decode`) | ✅ passed | 2 | 0 | 2 | 0 | 2 | 0 | 2 | 0 | 10.0 s |"))
       << md;
-  EXPECT_TRUE(contains(md, "| **all** | ❌ failed | 4 | 1 | 5 | 0 | 9 | 1 | 10 | 0 | 1 min 38 s |")) << md;
+  EXPECT_TRUE(contains(md, "| **all** | ❌ failed | 4 | 1 | 5 | 0 | 9 | 1 | 10 | 0 | 1 min 38 s |"))
+      << md;
   // Pass matrices per model × dtype × backend.
   EXPECT_TRUE(contains(md, "| model | dense (cuBLASLt) | 6:8 (2_8) |"));
   EXPECT_TRUE(contains(md, "| llama3.2-1b INT8 | ✅ 2/2 | ❌ 1/2 |")) << md;
@@ -93,14 +99,17 @@ TEST_F(ReportFixture, SummaryMatricesFailuresAndHardware) {
   EXPECT_TRUE(contains(md, "| llama3.2-1b INT8 | ✅ 2/2 | ✅ 2/2 |")) << md;  // kernels
   EXPECT_TRUE(contains(md, "- 4 cases: no FP8 on cc 8.0 (needs 8.9 or newer)")) << md;
   // The failure, with its class and where its log is.
-  EXPECT_TRUE(contains(md, "| `prefill/llama3.2-1b/int8/2_8` | 2_8 M=4096 | illegal memory access | cuSPARSELt: CUDA "
-                           "error: an illegal memory access was encountered | `logs/run-001.log:31` |"))
+  EXPECT_TRUE(contains(
+      md,
+      "| `prefill/llama3.2-1b/int8/2_8` | 2_8 M=4096 | illegal memory access | cuSPARSELt: CUDA "
+      "error: an illegal memory access was encountered | `logs/run-001.log:31` |"))
       << md;
   // Hardware notes.
   EXPECT_TRUE(contains(md, "| GPU | NVIDIA A100-SXM4-80GB |"));
   EXPECT_TRUE(contains(md, "| compute capability | 8.0 (108 SMs, 1410 MHz max) |"));
   EXPECT_TRUE(contains(md, "| cuSPARSELt | 800 |"));
-  EXPECT_TRUE(contains(md, "| FP8 | **not supported**: no FP8 on cc 8.0 (needs 8.9 or newer) |")) << md;
+  EXPECT_TRUE(contains(md, "| FP8 | **not supported**: no FP8 on cc 8.0 (needs 8.9 or newer) |"))
+      << md;
   EXPECT_TRUE(contains(md, "| INT8 | supported, results in `A100_cc80_INT8_cu130_x86_64/` |"));
 }
 
@@ -108,12 +117,14 @@ TEST_F(ReportFixture, AFolderOfAnotherGpuNeverEntersTheReport) {
   const std::string md = report(no_plots());
   EXPECT_FALSE(contains(md, "9.99")) << md;
   EXPECT_FALSE(contains(md, "99.9")) << md;
-  const std::string other = "kernel-high/llama3.2-1b/int8/H100_cc90_INT8_cu130_x86_64/kernel_bench.csv";
+  const std::string other =
+      "kernel-high/llama3.2-1b/int8/H100_cc90_INT8_cu130_x86_64/kernel_bench.csv";
   ASSERT_EQ(result_.ignored.size(), 1u);
   EXPECT_EQ(result_.ignored[0].first, other);
   EXPECT_TRUE(contains(result_.ignored[0].second, "from another GPU"));
-  EXPECT_TRUE(contains(md, "- `" + other + "`: from another GPU or setup (folder H100_cc90_INT8_cu130_x86_64; "
-                                           "this run's GPU is NVIDIA A100-SXM4-80GB, cc 8.0, CUDA 13.0)"))
+  EXPECT_TRUE(contains(md, "- `" + other +
+                               "`: from another GPU or setup (folder H100_cc90_INT8_cu130_x86_64; "
+                               "this run's GPU is NVIDIA A100-SXM4-80GB, cc 8.0, CUDA 13.0)"))
       << md;
   EXPECT_TRUE(contains(md, "- kernel-high results: 1 CSV file under `kernel-high/`")) << md;
 }
@@ -124,8 +135,10 @@ TEST_F(ReportFixture, WithoutMatplotlibTheReportSaysSo) {
   options.plot_script = kRepo + "/scripts/plot_results.py";
   const std::string md = report(options);
   EXPECT_TRUE(result_.plots.empty());
-  EXPECT_TRUE(contains(md, "No plots: matplotlib is not installed (matplotlib is not installed for python3); the "
-                           "data is in plots/plot_data.csv."))
+  EXPECT_TRUE(contains(
+      md,
+      "No plots: matplotlib is not installed (matplotlib is not installed for python3); the "
+      "data is in plots/plot_data.csv."))
       << md;
   // The data it would have drawn: one row per passed case with its speedup and bound.
   const std::string data = read(dir_ / "plots" / "plot_data.csv");
@@ -141,7 +154,8 @@ TEST_F(ReportFixture, PlotsAreDrawnAndEmbedded) {
   options.plot_script = kRepo + "/scripts/plot_results.py";
   const std::string md = report(options);
   ASSERT_EQ(result_.plots.size(), 3u) << result_.plot_note;
-  for (const char* png : {"plots/prefill_int8.png", "plots/decode_int8.png", "plots/kernel_int8.png"}) {
+  for (const char* png :
+       {"plots/prefill_int8.png", "plots/decode_int8.png", "plots/kernel_int8.png"}) {
     EXPECT_TRUE(fs::file_size(dir_ / png) > 1000) << png;
     EXPECT_TRUE(contains(md, std::string("](") + png + ")")) << md;
   }

@@ -1,9 +1,8 @@
 // The pipeline runner against a stand-in for the `slidesparse` command
 // (tests/data/pipeline/fake_slidesparse.sh): statuses of jobs and cases, failures that
 // never stop the others, the status file after every job, resume, refusals, Ctrl-C.
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -66,7 +65,8 @@ class FakeCommand {
     PipelineOptions o;
     o.results_dir = results();
     o.resume = resume;
-    o.launcher = {"/usr/bin/env", "FAKE=" + (dir_ / "fake").string(), "/bin/sh", kData + "/fake_slidesparse.sh"};
+    o.launcher = {"/usr/bin/env", "FAKE=" + (dir_ / "fake").string(), "/bin/sh",
+                  kData + "/fake_slidesparse.sh"};
     o.kill_grace_s = 0.5;
     return o;
   }
@@ -136,7 +136,8 @@ TEST(PipelineRunner, AFailingJobNeverStopsTheOthers) {
   EXPECT_EQ(fake.calls("bench e2e"), 0);
   const JobRecord& kernel = job(s, "kernel-high/llama3.2-1b/fp8");
   EXPECT_EQ(kernel.status, "passed");
-  EXPECT_EQ(kernel.result_file, "kernel-high/llama3.2-1b/fp8/H100_cc90_FP8E4M3_cu130_x86_64/kernel_bench.csv");
+  EXPECT_EQ(kernel.result_file,
+            "kernel-high/llama3.2-1b/fp8/H100_cc90_FP8E4M3_cu130_x86_64/kernel_bench.csv");
   ASSERT_EQ(kernel.cells.size(), 4u);
   for (const CellRecord& c : kernel.cells) EXPECT_EQ(c.status, "passed") << c.pattern << " " << c.m;
   EXPECT_EQ(summary.failed, 2);  // tune, int8 and fp8
@@ -186,7 +187,8 @@ TEST(PipelineRunner, ResumeKeepsWhatPassedAndRerunsWhatFailed) {
     run_pipeline(plan_of(kPlan), fake.options());
     FAIL() << "a second run without --resume was accepted";
   } catch (const InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("continue it with --resume"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("continue it with --resume"), std::string::npos)
+        << e.what();
   }
   fake.off("crash_tune");
   fake.off("crash_m");
@@ -218,7 +220,8 @@ TEST(PipelineRunner, ACrashIsNarrowedDownToItsCase) {
   FakeCommand fake;
   fake.on("crash_m", "65536");
   const Plan plan = plan_of(
-      "tasks = [\"kernel-high\"]\nmodels = [\"qwen2.5-7b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = [64, 65536, 128]\n"
+      "tasks = [\"kernel-high\"]\nmodels = [\"qwen2.5-7b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = "
+      "[64, 65536, 128]\n"
       "[kernel]\nhigh = [\"2_8\"]\n");
   run_pipeline(plan, fake.options());
   const PipelineStatus s = fake.status();
@@ -233,8 +236,9 @@ TEST(PipelineRunner, ACrashIsNarrowedDownToItsCase) {
   ASSERT_EQ(kernel.parts.size(), 2u);
   EXPECT_EQ(kernel.parts[0].id, "kernel-high/qwen2.5-7b/int8/2_8/M65536");
   EXPECT_EQ(kernel.parts[1].id, "kernel-high/qwen2.5-7b/int8/2_8/M128");
-  EXPECT_EQ(kernel.parts[1].result_file,
-            "kernel-high/qwen2.5-7b/int8/cells/2_8_M128/H100_cc90_INT8_cu130_x86_64/kernel_bench.csv");
+  EXPECT_EQ(
+      kernel.parts[1].result_file,
+      "kernel-high/qwen2.5-7b/int8/cells/2_8_M128/H100_cc90_INT8_cu130_x86_64/kernel_bench.csv");
   EXPECT_EQ(fake.calls("bench kernel"), 3);
 }
 
@@ -242,7 +246,8 @@ TEST(PipelineRunner, CasesPoisonedByAStickyCudaErrorRunAgainAlone) {
   FakeCommand fake;
   fake.on("sticky_m", "256");
   const Plan plan = plan_of(
-      "tasks = [\"kernel-high\"]\nmodels = [\"qwen2.5-7b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = [64, 256, 512, 1024]\n"
+      "tasks = [\"kernel-high\"]\nmodels = [\"qwen2.5-7b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = "
+      "[64, 256, 512, 1024]\n"
       "[kernel]\nhigh = [\"2_8\"]\n");
   run_pipeline(plan, fake.options());
   const PipelineStatus s = fake.status();
@@ -255,7 +260,9 @@ TEST(PipelineRunner, CasesPoisonedByAStickyCudaErrorRunAgainAlone) {
   EXPECT_EQ(kernel.cells[3].status, "passed");
   EXPECT_EQ(kernel.parts.size(), 2u);  // 512 and 1024; 256 was the first, its own failure
   EXPECT_EQ(kernel.status, "failed");
-  EXPECT_EQ(kernel.message.rfind("1 of 4 cases failed; first: cuSPARSELt: CUDA error: an illegal memory access", 0), 0u)
+  EXPECT_EQ(kernel.message.rfind(
+                "1 of 4 cases failed; first: cuSPARSELt: CUDA error: an illegal memory access", 0),
+            0u)
       << kernel.message;
 }
 
@@ -268,7 +275,8 @@ TEST(PipelineRunner, FP8IsSkippedOnAGpuWithoutIt) {
   EXPECT_EQ(fp8.status, "skipped");
   EXPECT_EQ(fp8.message, "no FP8 on cc 8.0 (needs 8.9 or newer)");
   EXPECT_EQ(job(s, "kernel-high/llama3.2-1b/int8").status, "passed");
-  EXPECT_EQ(job(s, "prepare/convert/llama3.2-1b/fp8/2_8").status, "passed");  // converting needs no GPU
+  EXPECT_EQ(job(s, "prepare/convert/llama3.2-1b/fp8/2_8").status,
+            "passed");  // converting needs no GPU
   EXPECT_EQ(fake.calls("bench kernel --preset llama3.2-1b --dtype fp8"), 0);
   EXPECT_EQ(fake.calls("tune --preset llama3.2-1b --dtype fp8"), 0);
 }
@@ -279,7 +287,8 @@ TEST(PipelineRunner, WithoutAGpuTheGpuJobsAreSkipped) {
   const PipelineSummary summary = run_pipeline(plan_of(kPlan), fake.options());
   const PipelineStatus s = fake.status();
   EXPECT_FALSE(s.hardware.gpu);
-  EXPECT_EQ(s.hardware.no_gpu_reason, "no CUDA device: cudaGetDeviceCount: no CUDA-capable device is detected");
+  EXPECT_EQ(s.hardware.no_gpu_reason,
+            "no CUDA device: cudaGetDeviceCount: no CUDA-capable device is detected");
   EXPECT_EQ(job(s, "kernel-high/llama3.2-1b/int8").message, s.hardware.no_gpu_reason);
   EXPECT_EQ(job(s, "tune-coarse/llama3.2-1b/int8").status, "skipped");
   EXPECT_EQ(summary.passed, 5);  // prepare
@@ -289,7 +298,8 @@ TEST(PipelineRunner, WithoutAGpuTheGpuJobsAreSkipped) {
   FakeCommand cpu_build;
   cpu_build.off("has_info");
   run_pipeline(plan_of(kPlan), cpu_build.options());
-  EXPECT_EQ(cpu_build.status().hardware.no_gpu_reason, "`slidesparse info` is not in this build (built without CUDA)");
+  EXPECT_EQ(cpu_build.status().hardware.no_gpu_reason,
+            "`slidesparse info` is not in this build (built without CUDA)");
 }
 
 TEST(PipelineRunner, AFailedDependencySkipsWhatNeedsIt) {
@@ -353,7 +363,8 @@ TEST(PipelineRunner, AnInterruptStopsCleanlyAndTheRunResumes) {
   const PipelineSummary resumed = run_pipeline(plan_of(kPlan), fake.options(true));
   EXPECT_FALSE(resumed.interrupted);
   EXPECT_EQ(resumed.not_run, 0);
-  EXPECT_EQ(job(fake.status(), "kernel-high/llama3.2-1b/fp8").status, "passed");  // a copy, compared at once
+  EXPECT_EQ(job(fake.status(), "kernel-high/llama3.2-1b/fp8").status,
+            "passed");  // a copy, compared at once
 }
 
 TEST(PipelineRunner, RefusesAFolderOfAnotherPlanOrGpuOrOfOtherFiles) {
@@ -370,21 +381,26 @@ TEST(PipelineRunner, RefusesAFolderOfAnotherPlanOrGpuOrOfOtherFiles) {
   };
   std::string other = kPlan;
   other.replace(other.find("kernel = [64, 128]"), 18, "kernel = [64, 256]");
-  EXPECT_NE(message(plan_of(other), fake.options(true)).find("results of two plans are never mixed"),
-            std::string::npos);
+  EXPECT_NE(
+      message(plan_of(other), fake.options(true)).find("results of two plans are never mixed"),
+      std::string::npos);
   fake.gpu("a100");
-  EXPECT_NE(message(plan_of(kPlan), fake.options(true))
-                .find("holds results of NVIDIA H100 80GB HBM3, cc 9.0, CUDA 13.0; this machine has NVIDIA "
-                      "A100-SXM4-80GB, cc 8.0, CUDA 13.0"),
-            std::string::npos);
+  EXPECT_NE(
+      message(plan_of(kPlan), fake.options(true))
+          .find(
+              "holds results of NVIDIA H100 80GB HBM3, cc 9.0, CUDA 13.0; this machine has NVIDIA "
+              "A100-SXM4-80GB, cc 8.0, CUDA 13.0"),
+      std::string::npos);
   EXPECT_EQ(read(fake.results() + "/status.json"), status_before);  // untouched
 
   FakeCommand other_files;
   fs::create_directories(other_files.results());
   std::ofstream(other_files.results() + "/notes.txt") << "mine";
-  EXPECT_NE(message(plan_of(kPlan), other_files.options()).find("is not empty and holds no pipeline status.json"),
+  EXPECT_NE(message(plan_of(kPlan), other_files.options())
+                .find("is not empty and holds no pipeline status.json"),
             std::string::npos);
-  EXPECT_NE(message(plan_of(kPlan), other_files.options(true)).find("nothing to resume"), std::string::npos);
+  EXPECT_NE(message(plan_of(kPlan), other_files.options(true)).find("nothing to resume"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // process per job; `--resume` continues a run, `--estimate` projects a plan's time.
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -65,7 +66,8 @@ void estimate(const pl::Plan& plan, const PipelineFlags& flags, const std::strin
   if (candidates.empty()) {
     candidates.push_back(flags.out);
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator("results", ec)) candidates.push_back(entry.path().string());
+    for (const auto& entry : fs::directory_iterator("out/pipeline", ec))
+      candidates.push_back(entry.path().string());
   }
   std::vector<pl::PipelineStatus> measured;
   std::vector<std::string> paths;
@@ -73,31 +75,37 @@ void estimate(const pl::Plan& plan, const PipelineFlags& flags, const std::strin
     const std::string path = fs::is_directory(c) ? c + "/" + pl::PipelineStatus::kFileName : c;
     std::error_code ec;
     if (!fs::is_regular_file(path, ec) ||
-        std::find(paths.begin(), paths.end(), fs::absolute(path).lexically_normal().string()) != paths.end())
+        std::find(paths.begin(), paths.end(), fs::absolute(path).lexically_normal().string()) !=
+            paths.end())
       continue;
     measured.push_back(pl::PipelineStatus::load(path));
     paths.push_back(fs::absolute(path).lexically_normal().string());
   }
-  const std::string info_file = (fs::temp_directory_path() / ("slidesparse-info-" + std::to_string(::getpid()))).string();
+  const std::string info_file =
+      (fs::temp_directory_path() / ("slidesparse-info-" + std::to_string(::getpid()))).string();
   const pl::HardwareInfo here = pl::detect_hardware({exe}, info_file);
   std::error_code ec;
   fs::remove(info_file, ec);
   const auto jobs = pl::expand_jobs(plan, fs::absolute(flags.out).lexically_normal().string());
-  std::fputs(pl::format_estimate(pl::estimate_plan(jobs, measured, paths, here.identity()), plan.name).c_str(),
-             stdout);
+  std::fputs(
+      pl::format_estimate(pl::estimate_plan(jobs, measured, paths, here.identity()), plan.name)
+          .c_str(),
+      stdout);
 }
 
 void run(const PipelineFlags& flags) {
   const std::string exe = flags.exe.empty() ? this_executable() : flags.exe;
   std::string plan_path = flags.plan;
   if (plan_path.empty()) {
-    if (!flags.estimate) throw InvalidArgument("pipeline: name a PLAN file (plans/short.toml, plans/default.toml, …)");
+    if (!flags.estimate)
+      throw InvalidArgument("pipeline: name a PLAN file (plans/short.toml, plans/default.toml, …)");
     plan_path = pl::find_project_file("plans/default.toml", this_executable());
-    if (plan_path.empty()) throw InvalidArgument("pipeline --estimate: plans/default.toml not found; name a PLAN");
+    if (plan_path.empty())
+      throw InvalidArgument("pipeline --estimate: plans/default.toml not found; name a PLAN");
   }
   const pl::Plan plan = pl::load_plan(plan_path);
   PipelineFlags f = flags;
-  if (f.out.empty()) f.out = "results/" + plan.name;
+  if (f.out.empty()) f.out = "out/pipeline/" + plan.name;
   if (f.dry_run) return dry_run(plan, f.out);
   if (f.estimate) return estimate(plan, f, exe);
 
@@ -115,19 +123,26 @@ void run(const PipelineFlags& flags) {
     options.interrupted = [&interrupt] { return interrupt.raised(); };
     summary = pl::run_pipeline(plan, options);
   }
-  pl::ReportOptions report_options;
-  report_options.plots = !f.no_plots;
-  report_options.plot_script = pl::find_project_file("scripts/plot_results.py", this_executable());
-  const pl::ReportResult report = pl::write_report(f.out, report_options);
-  const double overhead = summary.seconds - summary.child_seconds;
-  std::printf("%d jobs: %d passed, %d failed, %d skipped, %d not run; %.1f s (pipeline overhead %.1f s = %.1f%%)\n",
-              summary.jobs, summary.passed, summary.failed, summary.skipped, summary.not_run, summary.seconds,
-              overhead, summary.seconds > 0 ? 100.0 * overhead / summary.seconds : 0.0);
-  std::printf("status %s\nlog    %s\nreport %s%s\n", summary.status_path.c_str(), summary.log_path.c_str(),
-              report.markdown_path.c_str(), report.plots.empty() ? (" (no plots: " + report.plot_note + ")").c_str() : "");
+  // The report is part of the pipeline's own time.
+  const auto report_start = std::chrono::steady_clock::now();
+  const pl::ReportResult report =
+      pl::write_report(f.out, pl::report_options_for(this_executable(), !f.no_plots));
+  const double report_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - report_start).count();
+  const double total = summary.seconds + report_seconds;
+  const double overhead = total - summary.child_seconds;
+  std::printf(
+      "%d jobs: %d passed, %d failed, %d skipped, %d not run; %.1f s, of which %.1f s pipeline "
+      "overhead "
+      "(%.1f%%, report %.1f s)\n",
+      summary.jobs, summary.passed, summary.failed, summary.skipped, summary.not_run, total,
+      overhead, total > 0 ? 100.0 * overhead / total : 0.0, report_seconds);
+  std::printf("status %s\nlog    %s\nreport %s%s\n", summary.status_path.c_str(),
+              summary.log_path.c_str(), report.markdown_path.c_str(),
+              report.plots.empty() ? (" (no plots: " + report.plot_note + ")").c_str() : "");
   if (summary.interrupted) {
-    std::printf("interrupted: continue with  slidesparse pipeline %s --out %s --resume\n", plan_path.c_str(),
-                f.out.c_str());
+    std::printf("interrupted: continue with  slidesparse pipeline %s --out %s --resume\n",
+                plan_path.c_str(), f.out.c_str());
     std::fflush(stdout);
     // End the way an interrupted program does, so a calling shell stops too (exit 130).
     std::signal(SIGINT, SIG_DFL);
@@ -136,8 +151,8 @@ void run(const PipelineFlags& flags) {
   }
   std::fflush(stdout);
   if (summary.failed > 0)
-    throw Error(std::to_string(summary.failed) + " of " + std::to_string(summary.jobs) + " jobs failed; see " +
-                report.markdown_path);
+    throw Error(std::to_string(summary.failed) + " of " + std::to_string(summary.jobs) +
+                " jobs failed; see " + report.markdown_path);
 }
 
 }  // namespace
@@ -145,17 +160,22 @@ void run(const PipelineFlags& flags) {
 void add_pipeline_command(CLI::App& app) {
   auto flags = std::make_shared<PipelineFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "pipeline", "Run a plan (prepare, tune, benchmark) with a status per case, then write the report");
+      "pipeline",
+      "Run a plan (prepare, tune, benchmark) with a status per case, then write the report");
   cmd->add_option("PLAN", flags->plan, "Plan file (TOML): plans/short.toml, plans/default.toml, …");
-  cmd->add_option("--out", flags->out, "Results folder (default: results/<plan name>)");
-  cmd->add_flag("--resume", flags->resume, "Continue the run in --out: keep what passed, rerun what failed");
-  cmd->add_flag("--estimate", flags->estimate,
-                "Project the plan's time (default plans/default.toml) from earlier runs' status files");
-  cmd->add_option("--from", flags->from, "With --estimate: results folders or status files to measure from "
-                                         "(default: --out and every folder in results/)");
+  cmd->add_option("--out", flags->out, "Results folder (default: out/pipeline/<plan name>)");
+  cmd->add_flag("--resume", flags->resume,
+                "Continue the run in --out: keep what passed, rerun what failed");
+  cmd->add_flag(
+      "--estimate", flags->estimate,
+      "Project the plan's time (default plans/default.toml) from earlier runs' status files");
+  cmd->add_option("--from", flags->from,
+                  "With --estimate: results folders or status files to measure from "
+                  "(default: --out and every folder in out/pipeline/)");
   cmd->add_flag("--dry-run", flags->dry_run, "Print each job and its command line; run nothing");
   cmd->add_flag("--no-plots", flags->no_plots, "Write the report without plots");
-  cmd->add_option("--exe", flags->exe, "The slidesparse executable that runs the jobs (default: this one)");
+  cmd->add_option("--exe", flags->exe,
+                  "The slidesparse executable that runs the jobs (default: this one)");
   cmd->callback([flags]() { run(*flags); });
 }
 

@@ -11,21 +11,21 @@ namespace slidesparse::cli {
 void add_report_command(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   auto no_plots = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("report", "Write RESULTS_DIR/report.md from a pipeline's status and result files");
+  CLI::App* cmd = app.add_subcommand(
+      "report", "Write RESULTS_DIR/report.md from a pipeline's status and result files");
   cmd->add_option("RESULTS_DIR", *dir, "A pipeline's results folder")->required();
   cmd->add_flag("--no-plots", *no_plots, "Without plots");
   cmd->callback([dir, no_plots]() {
     namespace pl = slidesparse::pipeline;
-    pl::ReportOptions options;
-    options.plots = !*no_plots;
     std::error_code ec;
     const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-    options.plot_script = pl::find_project_file("scripts/plot_results.py", self);
-    const pl::ReportResult report = pl::write_report(*dir, options);
+    const pl::ReportResult report =
+        pl::write_report(*dir, pl::report_options_for(self, !*no_plots));
     std::printf("report %s\n", report.markdown_path.c_str());
     for (const auto& p : report.plots) std::printf("plot   %s/%s\n", dir->c_str(), p.c_str());
     if (report.plots.empty()) std::printf("no plots: %s\n", report.plot_note.c_str());
-    for (const auto& [file, why] : report.ignored) std::printf("left out %s: %s\n", file.c_str(), why.c_str());
+    for (const auto& [file, why] : report.ignored)
+      std::printf("left out %s: %s\n", file.c_str(), why.c_str());
   });
 }
 

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <thread>
 
+#include "files.hpp"
 #include "slidesparse/error.hpp"
 
 extern char** environ;
@@ -50,20 +51,6 @@ class SpawnAttributes {
   posix_spawnattr_t attr_;
 };
 
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // True once `pid` has ended; it stays a zombie (not reaped), so its pid and process
 // group id cannot be reused while we still signal the group.
 bool has_ended(pid_t pid) {
@@ -79,19 +66,32 @@ bool has_ended(pid_t pid) {
 
 std::string signal_name(int signal) {
   switch (signal) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGABRT: return "SIGABRT";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    case SIGKILL: return "SIGKILL";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGHUP: return "SIGHUP";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGTRAP: return "SIGTRAP";
-    default: return "signal " + std::to_string(signal);
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGABRT:
+      return "SIGABRT";
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGILL:
+      return "SIGILL";
+    case SIGKILL:
+      return "SIGKILL";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGQUIT:
+      return "SIGQUIT";
+    case SIGPIPE:
+      return "SIGPIPE";
+    case SIGTRAP:
+      return "SIGTRAP";
+    default:
+      return "signal " + std::to_string(signal);
   }
 }
 
@@ -105,7 +105,8 @@ ChildOutcome run_child(const std::vector<std::string>& argv, int output_fd,
     return outcome;
   }
   const FileDescriptor null_input(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (null_input.get() < 0) throw IoError(std::string("cannot open /dev/null: ") + std::strerror(errno));
+  if (null_input.get() < 0)
+    throw IoError(std::string("cannot open /dev/null: ") + std::strerror(errno));
 
   SpawnFileActions actions;
   posix_spawn_file_actions_adddup2(actions.get(), null_input.get(), 0);
@@ -130,7 +131,8 @@ ChildOutcome run_child(const std::vector<std::string>& argv, int output_fd,
   c_argv.push_back(nullptr);
 
   pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0].c_str(), actions.get(), attr.get(), c_argv.data(), environ);
+  const int rc =
+      posix_spawn(&pid, argv[0].c_str(), actions.get(), attr.get(), c_argv.data(), environ);
   if (rc != 0) {
     outcome.end = ChildOutcome::End::SpawnFailed;
     outcome.spawn_error = "cannot start " + argv[0] + ": " + std::strerror(rc);
@@ -154,8 +156,8 @@ ChildOutcome run_child(const std::vector<std::string>& argv, int output_fd,
         stopping = true;
       }
       if (stopping)
-        kill_at = Clock::now() + std::chrono::microseconds(
-                                     static_cast<std::int64_t>(options.kill_grace_s * 1e6));
+        kill_at = Clock::now() +
+                  std::chrono::microseconds(static_cast<std::int64_t>(options.kill_grace_s * 1e6));
     } else if (!killed && Clock::now() >= kill_at) {
       ::kill(-pid, SIGKILL);
       killed = true;

@@ -37,20 +37,25 @@ std::string duration_text(double s) {
 }  // namespace
 
 Estimate estimate_plan(const std::vector<Job>& jobs, const std::vector<PipelineStatus>& measured,
-                       const std::vector<std::string>& measured_paths, const std::string& gpu_identity) {
+                       const std::vector<std::string>& measured_paths,
+                       const std::string& gpu_identity) {
   Estimate e;
   std::map<std::string, int> jobs_per_gpu;
   for (const PipelineStatus& s : measured)
     for (const JobRecord& r : s.jobs) jobs_per_gpu[s.hardware.identity()] += r.status == "passed";
   e.gpu = gpu_identity;
   if (!jobs_per_gpu.count(gpu_identity) && gpu_identity == "no GPU" && !jobs_per_gpu.empty()) {
-    const auto most = std::max_element(jobs_per_gpu.begin(), jobs_per_gpu.end(),
-                                       [](const auto& a, const auto& b) { return a.second < b.second; });
+    const auto most =
+        std::max_element(jobs_per_gpu.begin(), jobs_per_gpu.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
     e.gpu = most->first;
-    e.notes.push_back("this machine has no GPU: projected for " + e.gpu + ", where the most jobs were measured");
+    e.notes.push_back("this machine has no GPU: projected for " + e.gpu +
+                      ", where the most jobs were measured");
   }
   for (const auto& [gpu, count] : jobs_per_gpu)
-    if (gpu != e.gpu) e.notes.push_back("left out " + std::to_string(count) + " measured jobs of another GPU: " + gpu);
+    if (gpu != e.gpu)
+      e.notes.push_back("left out " + std::to_string(count) +
+                        " measured jobs of another GPU: " + gpu);
 
   std::map<std::string, Timing> by_id, by_kind_model, by_kind;
   for (std::size_t i = 0; i < measured.size(); ++i) {
@@ -67,7 +72,8 @@ Estimate estimate_plan(const std::vector<Job>& jobs, const std::vector<PipelineS
   }
 
   for (const Job& job : jobs) {
-    auto line = std::find_if(e.lines.begin(), e.lines.end(), [&](const EstimateLine& l) { return l.kind == job.kind; });
+    auto line = std::find_if(e.lines.begin(), e.lines.end(),
+                             [&](const EstimateLine& l) { return l.kind == job.kind; });
     if (line == e.lines.end()) {
       e.lines.push_back({job.kind});
       line = e.lines.end() - 1;
@@ -79,7 +85,8 @@ Estimate estimate_plan(const std::vector<Job>& jobs, const std::vector<PipelineS
     if (const auto it = by_id.find(job.id); it != by_id.end()) {
       seconds = it->second.seconds / it->second.jobs;
       ++line->same_job;
-    } else if (const auto km = by_kind_model.find(job.kind + "\n" + job.model); km != by_kind_model.end()) {
+    } else if (const auto km = by_kind_model.find(job.kind + "\n" + job.model);
+               km != by_kind_model.end()) {
       seconds = km->second.per_case() * static_cast<double>(cases);
       ++line->same_model;
     } else if (const auto k = by_kind.find(job.kind); k != by_kind.end()) {
@@ -92,7 +99,8 @@ Estimate estimate_plan(const std::vector<Job>& jobs, const std::vector<PipelineS
     line->seconds += seconds;
     e.seconds += seconds;
   }
-  if (e.sources.empty()) e.notes.push_back("no measured jobs of " + e.gpu + ": nothing to project from");
+  if (e.sources.empty())
+    e.notes.push_back("no measured jobs of " + e.gpu + ": nothing to project from");
   return e;
 }
 
@@ -101,24 +109,33 @@ std::string format_estimate(const Estimate& e, const std::string& plan_name) {
   for (const auto& s : e.sources) out += "  measured in " + s + "\n";
   for (const auto& n : e.notes) out += "  note: " + n + "\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-12s %6s %7s %9s %10s %12s %8s %12s\n", "kind", "jobs", "cases", "same job",
-                "same model", "other models", "no data", "projected");
+  std::snprintf(line, sizeof line, "%-12s %6s %7s %9s %10s %12s %8s %12s\n", "kind", "jobs",
+                "cases", "same job", "same model", "other models", "no data", "projected");
   out += line;
   int jobs = 0;
   long cases = 0;
   for (const EstimateLine& l : e.lines) {
-    std::snprintf(line, sizeof line, "%-12s %6d %7ld %9d %10d %12d %8d %12s\n", l.kind.c_str(), l.jobs, l.cases,
-                  l.same_job, l.same_model, l.other_models, l.unknown, duration_text(l.seconds).c_str());
+    std::snprintf(line, sizeof line, "%-12s %6d %7ld %9d %10d %12d %8d %12s\n", l.kind.c_str(),
+                  l.jobs, l.cases, l.same_job, l.same_model, l.other_models, l.unknown,
+                  duration_text(l.seconds).c_str());
     out += line;
     jobs += l.jobs;
     cases += l.cases;
   }
-  std::snprintf(line, sizeof line, "%-12s %6d %7ld %9s %10s %12s %8d %12s\n", "total", jobs, cases, "", "", "",
-                e.unknown_jobs, duration_text(e.seconds).c_str());
+  std::snprintf(line, sizeof line, "%-12s %6d %7ld %9s %10s %12s %8d %12s\n", "total", jobs, cases,
+                "", "", "", e.unknown_jobs, duration_text(e.seconds).c_str());
   out += line;
+  int borrowed = 0;
+  for (const EstimateLine& l : e.lines) borrowed += l.same_model + l.other_models;
+  if (borrowed > 0)
+    out +=
+        "  " + std::to_string(borrowed) +
+        " jobs are projected from the seconds per case of other jobs of their kind: larger models "
+        "and larger M take longer per case, so read those as a lower bound\n";
   if (e.unknown_jobs > 0)
     out += "  " + std::to_string(e.unknown_jobs) +
-           " jobs have no measurement of their kind: the total leaves them out (run a short plan first)\n";
+           " jobs have no measurement of their kind: the total leaves them out (run a short plan "
+           "first)\n";
   return out;
 }
 

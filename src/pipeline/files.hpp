@@ -6,6 +6,22 @@
 
 namespace slidesparse::pipeline {
 
+// Owns a file descriptor (-1 for none) and closes it.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor();
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// "<what> <path>: <strerror(errno)>".
+std::string os_error(const std::string& what, const std::string& path);
+
 // Writes `path.tmp.<pid>`, fsyncs, renames over `path`, fsyncs the folder.
 void write_file_atomic(const std::string& path, const std::string& content);
 // The whole file; throws IoError naming the path.

@@ -86,7 +86,8 @@ nlohmann::ordered_json hardware_to_json(const HardwareInfo& h) {
   j["memory"] = h.memory;
   j["sparse_tensor_cores"] = h.sparse_tensor_cores;
   for (const auto& [name, p] : h.precisions)
-    j["precisions"][name] = {{"supported", p.supported}, {"reason", p.reason}, {"folder", p.folder}};
+    j["precisions"][name] = {
+        {"supported", p.supported}, {"reason", p.reason}, {"folder", p.folder}};
   j["info_text"] = h.info_text;
   return j;
 }
@@ -106,7 +107,8 @@ HardwareInfo hardware_from_json(const nlohmann::ordered_json& j) {
   h.info_text = j.value("info_text", "");
   if (j.contains("precisions"))
     for (const auto& [name, p] : j["precisions"].items())
-      h.precisions[name] = {p.value("supported", false), p.value("reason", ""), p.value("folder", "")};
+      h.precisions[name] = {p.value("supported", false), p.value("reason", ""),
+                            p.value("folder", "")};
   return h;
 }
 

@@ -48,16 +48,31 @@ std::vector<std::string> arguments(const Job& job, const std::string& root, std:
   if (job.kind == "verify") return {"verify", job.input_dir};
   if (job.task == Task::TuneCoarse || job.task == Task::TuneFine) {
     const std::string pattern = job.task == Task::TuneCoarse ? kCoarseTunePattern : job.patterns[0];
-    return {"tune", "--preset", job.model, "--dtype", job.dtype, "--pattern", pattern,
-            "--M",  join(job.ms), "--db", root + "/tuning.json"};
+    return {"tune",
+            "--preset",
+            job.model,
+            "--dtype",
+            job.dtype,
+            "--pattern",
+            pattern,
+            "--M",
+            join(job.ms),
+            "--db",
+            root + "/tuning.json"};
   }
   if (job.task == Task::KernelHigh || job.task == Task::KernelLow)
-    return {"bench", "kernel", "--preset", job.model, "--dtype", job.dtype, "--pattern",
-            join(job.patterns), "--M", join(job.ms), "--out", out};
+    return {"bench",     "kernel",           "--preset", job.model,    "--dtype", job.dtype,
+            "--pattern", join(job.patterns), "--M",      join(job.ms), "--out",   out};
   // End-to-end: check, prefill, decode.
-  std::vector<std::string> a = {"bench", "e2e", job.input_dir, "--stage",
-                                job.task == Task::Decode ? "decode" : "prefill", "--M",
-                                join(job.ms), "--backend", job.backend};
+  std::vector<std::string> a = {"bench",
+                                "e2e",
+                                job.input_dir,
+                                "--stage",
+                                job.task == Task::Decode ? "decode" : "prefill",
+                                "--M",
+                                join(job.ms),
+                                "--backend",
+                                job.backend};
   if (job.backend == "sparse") a.insert(a.end(), {"--pattern", job.patterns[0]});
   a.insert(a.end(), {"--dtype", job.dtype, "--out", out, "--tuning", root + "/tuning.json"});
   return a;
@@ -89,7 +104,8 @@ class Expander {
             case Task::Prefill:
             case Task::Decode:
               end_to_end(task, model, dtype, "dense");
-              for (const Pattern& p : plan_.patterns) end_to_end(task, model, dtype, p.zeros_name());
+              for (const Pattern& p : plan_.patterns)
+                end_to_end(task, model, dtype, p.zeros_name());
               break;
             case Task::KernelHigh:
             case Task::KernelLow:
@@ -187,12 +203,13 @@ class Expander {
     job.command = {"bench", "e2e"};
     job.backend = dense ? "dense" : "sparse";
     job.patterns = {pattern};
-    job.ms = task == Task::Check ? plan_.m.check
+    job.ms = task == Task::Check    ? plan_.m.check
              : task == Task::Decode ? plan_.m.decode
                                     : plan_.m.prefill;
     job.out_dir = job.id;
     job.result_csv = task == Task::Decode ? "e2e_decode.csv" : "e2e_prefill.csv";
-    job.input_dir = dense ? original_input(model) : root_ + "/" + converted_dir(model.name, pattern, dtype);
+    job.input_dir =
+        dense ? original_input(model) : root_ + "/" + converted_dir(model.name, pattern, dtype);
     if (plan_.has(Task::Prepare)) {
       if (!dense)
         job.needs = {verify_id(model, dtype, pattern)};
@@ -211,7 +228,8 @@ class Expander {
     job.out_dir = job.id;
     job.result_csv = "kernel_bench.csv";
     if (!model.is_preset())
-      job.skip_reason = "kernel sweeps use preset shapes; '" + model.name + "' is a checkpoint folder";
+      job.skip_reason =
+          "kernel sweeps use preset shapes; '" + model.name + "' is a checkpoint folder";
     add(job);
   }
 
@@ -238,7 +256,8 @@ std::vector<Job> expand_jobs(const Plan& plan, const std::string& results_dir) {
 
 Job subset_job(const Job& job, const std::string& pattern, const std::vector<std::int64_t>& ms,
                const std::string& results_dir) {
-  if (job.ms.empty() || ms.empty()) throw InvalidArgument("job " + job.id + " has no cases to run apart");
+  if (job.ms.empty() || ms.empty())
+    throw InvalidArgument("job " + job.id + " has no cases to run apart");
   std::string ms_id, ms_dir;
   for (std::int64_t m : ms) {
     ms_id += (ms_id.empty() ? "" : ",") + std::to_string(m);
@@ -248,7 +267,8 @@ Job subset_job(const Job& job, const std::string& pattern, const std::vector<std
   part.id = job.id + "/" + pattern + "/M" + ms_id;
   part.patterns = {pattern};
   part.ms = ms;
-  if (!job.out_dir.empty()) part.out_dir = job.out_dir + "/cells/" + pattern + "_M" + ms_dir.substr(1);
+  if (!job.out_dir.empty())
+    part.out_dir = job.out_dir + "/cells/" + pattern + "_M" + ms_dir.substr(1);
   part.needs.clear();
   // Layers only matter to make-model, which has no cases to run apart.
   part.args = arguments(part, results_dir, 0);

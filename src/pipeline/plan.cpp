@@ -1,5 +1,7 @@
 #include "slidesparse/pipeline/plan.hpp"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -9,7 +11,6 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "slidesparse/error.hpp"
 
@@ -86,9 +87,10 @@ class Reader {
 
   // (value, line) for each string of a list.
   std::vector<std::pair<std::string, const toml::node*>> strings(const toml::node& node,
-                                                                  const std::string& key) const {
+                                                                 const std::string& key) const {
     std::vector<std::pair<std::string, const toml::node*>> out;
-    for (const toml::node& e : array(node, key)) out.emplace_back(string(e, "each entry of '" + key + "'"), &e);
+    for (const toml::node& e : array(node, key))
+      out.emplace_back(string(e, "each entry of '" + key + "'"), &e);
     return out;
   }
 
@@ -97,7 +99,8 @@ class Reader {
     for (const toml::node& e : array(node, key)) {
       if (const auto* i = e.as_integer()) {
         const std::int64_t v = i->get();
-        if (v <= 0) fail(e, "M must be a positive integer, got " + std::to_string(v) + " in '" + key + "'");
+        if (v <= 0)
+          fail(e, "M must be a positive integer, got " + std::to_string(v) + " in '" + key + "'");
         if (std::find(out.begin(), out.end(), v) != out.end())
           fail(e, "M = " + std::to_string(v) + " is listed twice in '" + key + "'");
         out.push_back(v);
@@ -118,8 +121,9 @@ class Reader {
     std::vector<Pattern> out;
     for (const auto& [text, at] : strings(node, key)) {
       if (text == "dense")
-        fail(*at, "'dense' is not a pattern here: the dense baseline always runs; write 2_inf for "
-                  "the lifted validation mode");
+        fail(*at,
+             "'dense' is not a pattern here: the dense baseline always runs; write 2_inf for "
+             "the lifted validation mode");
       std::optional<Pattern> p;
       try {
         p = Pattern::parse(text);
@@ -226,7 +230,9 @@ Task parse_task(const std::string& name) {
   throw InvalidArgument("unknown task '" + name + "' (expected one of: " + list + ")");
 }
 
-bool Plan::has(Task task) const { return std::find(tasks.begin(), tasks.end(), task) != tasks.end(); }
+bool Plan::has(Task task) const {
+  return std::find(tasks.begin(), tasks.end(), task) != tasks.end();
+}
 
 double Plan::timeout_for(Task task) const {
   const auto it = timeout_s.find(task);
@@ -277,7 +283,8 @@ Plan parse_plan(const std::string& text, const std::string& source, const std::s
     if (task_at.count(t)) plan.tasks.push_back(t);
 
   const toml::node* models = root.get("models");
-  if (!models) r.fail_file("missing 'models' (presets such as \"llama3.2-1b\", or checkpoint folders)");
+  if (!models)
+    r.fail_file("missing 'models' (presets such as \"llama3.2-1b\", or checkpoint folders)");
   for (const auto& [text, at] : r.strings(*models, "models")) {
     PlanModel model = parse_model(r, text, *at, base_dir);
     for (const PlanModel& m : plan.models)
@@ -304,13 +311,15 @@ Plan parse_plan(const std::string& text, const std::string& source, const std::s
   } else {
     for (Task t : {Task::Prepare, Task::TuneFine, Task::Check, Task::Prefill, Task::Decode})
       if (task_at.count(t))
-        r.fail(*task_at[t], "task '" + task_name(t) +
-                                "' needs 'patterns' (e.g. patterns = [\"2_4\", \"2_8\"]; [] for dense only)");
+        r.fail(*task_at[t],
+               "task '" + task_name(t) +
+                   "' needs 'patterns' (e.g. patterns = [\"2_4\", \"2_8\"]; [] for dense only)");
   }
 
   if (const toml::node* n = root.get("layers")) {
     const auto* i = n->as_integer();
-    if (!i || i->get() < 1) r.fail(*n, "'layers' must be a positive integer (decoder layers of the made models)");
+    if (!i || i->get() < 1)
+      r.fail(*n, "'layers' must be a positive integer (decoder layers of the made models)");
     plan.layers = i->get();
   }
 
@@ -332,8 +341,11 @@ Plan parse_plan(const std::string& text, const std::string& source, const std::s
     if (!m_table) r.fail(*n, "'M' must be a table: [M] prefill = [...] ...");
     r.only_keys(*m_table, kMKeys, " in [M]");
     const std::pair<const char*, std::vector<std::int64_t>*> lists[] = {
-        {"tune", &plan.m.tune},       {"check", &plan.m.check},   {"prefill", &plan.m.prefill},
-        {"decode", &plan.m.decode},   {"kernel", &plan.m.kernel}};
+        {"tune", &plan.m.tune},
+        {"check", &plan.m.check},
+        {"prefill", &plan.m.prefill},
+        {"decode", &plan.m.decode},
+        {"kernel", &plan.m.kernel}};
     for (const auto& [key, list] : lists)
       if (const toml::node* l = m_table->get(key)) *list = r.m_list(*l, std::string("M.") + key);
   }
@@ -354,7 +366,8 @@ Plan parse_plan(const std::string& text, const std::string& source, const std::s
     for (const auto& [key, value] : *t) {
       const std::optional<double> seconds = value.value<double>();
       if (!seconds || !(*seconds > 0))
-        r.fail(value, "timeout '" + std::string(key.str()) + "' must be a positive number of seconds");
+        r.fail(value,
+               "timeout '" + std::string(key.str()) + "' must be a positive number of seconds");
       plan.timeout_s[parse_task(std::string(key.str()))] = *seconds;
     }
   }
@@ -375,8 +388,9 @@ nlohmann::ordered_json plan_to_json(const Plan& plan) {
   j["name"] = plan.name;
   for (Task t : plan.tasks) j["tasks"].push_back(task_name(t));
   for (const PlanModel& m : plan.models)
-    j["models"].push_back(m.is_preset() ? nlohmann::ordered_json(m.name)
-                                        : nlohmann::ordered_json{{"name", m.name}, {"checkpoint", m.checkpoint}});
+    j["models"].push_back(
+        m.is_preset() ? nlohmann::ordered_json(m.name)
+                      : nlohmann::ordered_json{{"name", m.name}, {"checkpoint", m.checkpoint}});
   for (Precision p : plan.dtypes) j["dtypes"].push_back(precision_name(p));
   j["patterns"] = nlohmann::ordered_json::array();
   for (const Pattern& p : plan.patterns) j["patterns"].push_back(p.zeros_name());

@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::set<std::string> kResultFileNames = {"kernel_bench.csv", "e2e_prefill.csv", "e2e_decode.csv"};
+const std::set<std::string> kResultFileNames = {"kernel_bench.csv", "e2e_prefill.csv",
+                                                "e2e_decode.csv"};
 
 std::int64_t integer(const CsvFile& csv, std::size_t row, const std::string& column) {
   const std::string& text = csv.at(row, column);
@@ -34,7 +35,8 @@ std::int64_t integer(const CsvFile& csv, std::size_t row, const std::string& col
 using EndToEndKey = std::tuple<std::string, std::int64_t>;
 using KernelKey = std::tuple<std::string, std::int64_t, std::string>;
 
-void read_end_to_end(const CsvFile& csv, const JobRecord& job, std::map<EndToEndKey, EndToEndRow>& rows) {
+void read_end_to_end(const CsvFile& csv, const JobRecord& job,
+                     std::map<EndToEndKey, EndToEndRow>& rows) {
   for (std::size_t r = 0; r < csv.rows(); ++r) {
     EndToEndRow row;
     row.model = job.model;
@@ -84,7 +86,8 @@ RunResults read_run_results(const PipelineStatus& status, const std::string& res
       if (!part.result_file.empty()) listed.insert(part.result_file);
   }
   for (const JobRecord& job : status.jobs) {
-    if (job.task != "prefill" && job.task != "decode" && job.task != "kernel-high" && job.task != "kernel-low")
+    if (job.task != "prefill" && job.task != "decode" && job.task != "kernel-high" &&
+        job.task != "kernel-low")
       continue;
     std::map<EndToEndKey, EndToEndRow> e2e;
     std::map<KernelKey, KernelRow> kernel;
@@ -94,7 +97,8 @@ RunResults read_run_results(const PipelineStatus& status, const std::string& res
       if (source->result_file.empty()) continue;
       const fs::path file(source->result_file);
       const std::string folder = file.parent_path().filename().string();
-      if (std::find(folders.begin(), folders.end(), folder) == folders.end()) continue;  // listed below
+      if (std::find(folders.begin(), folders.end(), folder) == folders.end())
+        continue;  // listed below
       const std::string path = results_dir + "/" + source->result_file;
       std::error_code ec;
       if (!fs::exists(path, ec)) continue;
@@ -115,15 +119,18 @@ RunResults read_run_results(const PipelineStatus& status, const std::string& res
 
   // Every other result file below the folder, and why it is not in this report.
   std::error_code ec;
-  for (fs::recursive_directory_iterator it(results_dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!it->is_regular_file(ec) || !kResultFileNames.count(it->path().filename().string())) continue;
+  for (fs::recursive_directory_iterator it(results_dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec) || !kResultFileNames.count(it->path().filename().string()))
+      continue;
     const std::string relative = fs::relative(it->path(), results_dir).string();
     const std::string folder = it->path().parent_path().filename().string();
     const bool this_gpu = std::find(folders.begin(), folders.end(), folder) != folders.end();
     if (listed.count(relative) && this_gpu) continue;
     std::string why;
     if (!this_gpu)
-      why = "from another GPU or setup (folder " + folder + "; this run's GPU is " + status.hardware.identity() + ")";
+      why = "from another GPU or setup (folder " + folder + "; this run's GPU is " +
+            status.hardware.identity() + ")";
     else if (relative.find(".attempt") != std::string::npos)
       why = "output of an earlier attempt of a job that was run again";
     else

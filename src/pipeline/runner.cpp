@@ -32,24 +32,6 @@ using Clock = std::chrono::steady_clock;
 
 const char* kLockFile = ".pipeline.lock";
 
-std::string os_error(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
-}
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // Held for the whole run: two pipelines never write one results folder.
 class FolderLock {
  public:
@@ -57,7 +39,8 @@ class FolderLock {
       : fd_(::open((folder + "/" + kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
     if (fd_.get() < 0) throw IoError(os_error("cannot create", folder + "/" + kLockFile));
     if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0)
-      throw InvalidArgument("another pipeline is running in " + folder + " (it holds " + kLockFile + ")");
+      throw InvalidArgument("another pipeline is running in " + folder + " (it holds " + kLockFile +
+                            ")");
   }
 
  private:
@@ -69,7 +52,8 @@ class FolderLock {
 class RunLog {
  public:
   explicit RunLog(const std::string& path)
-      : path_(path), fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644)) {
+      : path_(path),
+        fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644)) {
     if (fd_.get() < 0) throw IoError(os_error("cannot create log", path));
   }
   int fd() const { return fd_.get(); }
@@ -244,21 +228,25 @@ class Runner {
       lock_ = std::make_unique<FolderLock>(root_);
       PipelineStatus old = PipelineStatus::load(status_path_);
       if (!options_.resume)
-        throw InvalidArgument(root_ + " already holds a pipeline run of plan '" + old.plan_name + "' (" +
-                              counts_text(old) + "); continue it with --resume, or write to another --out");
+        throw InvalidArgument(root_ + " already holds a pipeline run of plan '" + old.plan_name +
+                              "' (" + counts_text(old) +
+                              "); continue it with --resume, or write to another --out");
       const std::string digest = plan_digest(plan_);
       if (old.plan_digest != digest)
-        throw InvalidArgument(root_ + " holds a run of plan '" + old.plan_name + "' (" + old.plan_source +
-                              ", digest " + old.plan_digest + "), not of " + plan_.source + " (digest " +
-                              digest + "): results of two plans are never mixed; write to another --out");
+        throw InvalidArgument(root_ + " holds a run of plan '" + old.plan_name + "' (" +
+                              old.plan_source + ", digest " + old.plan_digest + "), not of " +
+                              plan_.source + " (digest " + digest +
+                              "): results of two plans are never mixed; write to another --out");
       status_ = std::move(old);
       return;
     }
     if (options_.resume)
-      throw InvalidArgument("nothing to resume in " + root_ + ": it holds no " + PipelineStatus::kFileName);
+      throw InvalidArgument("nothing to resume in " + root_ + ": it holds no " +
+                            PipelineStatus::kFileName);
     if (fs::exists(root_, ec) && !folder_is_empty_but_for_lock(root_))
-      throw InvalidArgument(root_ + " is not empty and holds no pipeline " + PipelineStatus::kFileName +
-                            ": results are never written among other files; choose a new or empty folder");
+      throw InvalidArgument(
+          root_ + " is not empty and holds no pipeline " + PipelineStatus::kFileName +
+          ": results are never written among other files; choose a new or empty folder");
     fs::create_directories(root_, ec);
     if (ec) throw IoError("cannot create " + root_ + ": " + ec.message());
     lock_ = std::make_unique<FolderLock>(root_);
@@ -289,8 +277,8 @@ class Runner {
     std::snprintf(name, sizeof name, "logs/run-%03zu.log", status_.runs.size() + 1);
     log_ = std::make_unique<RunLog>(root_ + "/" + name);
     log_->write("=== slidesparse pipeline: plan '" + plan_.name + "' (" + plan_.source + "), " +
-                std::to_string(jobs.size()) + " jobs, results in " + root_ + (resumed ? ", resumed" : "") +
-                "\n");
+                std::to_string(jobs.size()) + " jobs, results in " + root_ +
+                (resumed ? ", resumed" : "") + "\n");
     if (have_info) log_->write("$ slidesparse info\n" + read_file(info_path));
     log_->write("=== GPU: " + hardware.identity() +
                 (hardware.gpu ? std::string() : " (" + hardware.no_gpu_reason + ")") + "\n");
@@ -336,7 +324,8 @@ class Runner {
     const auto it = commands_.find(key);
     if (it != commands_.end()) return it->second;
     const bool present = has_command(options_.launcher, command);
-    log_->write("=== probe: slidesparse " + key + " --help: " + (present ? "present" : "not in this build") + "\n");
+    log_->write("=== probe: slidesparse " + key +
+                " --help: " + (present ? "present" : "not in this build") + "\n");
     commands_[key] = present;
     return present;
   }
@@ -354,7 +343,8 @@ class Runner {
     }
     for (const std::string& need : job.needs) {
       const JobRecord* dep = status_.find(need);
-      if (dep && dep->status != "passed") return "needs " + need + ", which " + describe_status(dep->status);
+      if (dep && dep->status != "passed")
+        return "needs " + need + ", which " + describe_status(dep->status);
     }
     return "";
   }
@@ -369,8 +359,8 @@ class Runner {
   void run_job(const Job& job, int index, int count) {
     JobRecord& record = *status_.find(job.id);
     char prefix[64];
-    std::snprintf(prefix, sizeof prefix, "[%*d/%d] ", static_cast<int>(std::to_string(count).size()),
-                  index, count);
+    std::snprintf(prefix, sizeof prefix, "[%*d/%d] ",
+                  static_cast<int>(std::to_string(count).size()), index, count);
     if (record.status == "passed" || (record.status == "skipped" && record.skipped_by_child)) {
       report_progress(prefix + job.id + "  " + record.status + " earlier");
       return;
@@ -414,7 +404,8 @@ class Runner {
     double seconds = record.seconds;
     for (const JobRecord& part : record.parts) seconds += part.seconds;
     std::string line = prefix + job.id + "  " + record.status + "  " + seconds_text(seconds);
-    if (!record.parts.empty()) line += " (" + std::to_string(record.parts.size()) + " reruns apart)";
+    if (!record.parts.empty())
+      line += " (" + std::to_string(record.parts.size()) + " reruns apart)";
     if (record.status == "failed") line += "  " + record.error_class + ": " + record.message;
     report_progress(line);
   }
@@ -428,10 +419,11 @@ class Runner {
     record.log_line = log_->begin_section();
     std::vector<std::string> quoted;
     for (const auto& a : command_line(job.args)) quoted.push_back(shell_quote(a));
-    log_->write("=== " + job.id + " (attempt " + std::to_string(record.attempts) + ", " + utc_now() +
-                ")\n$ " + join(quoted, " ") + "\n");
+    log_->write("=== " + job.id + " (attempt " + std::to_string(record.attempts) + ", " +
+                utc_now() + ")\n$ " + join(quoted, " ") + "\n");
     const off_t from = log_->size();
-    const ChildOutcome outcome = run_child(command_line(job.args), log_->fd(), child_options(job.timeout_s));
+    const ChildOutcome outcome =
+        run_child(command_line(job.args), log_->fd(), child_options(job.timeout_s));
     child_seconds_ += outcome.seconds;
     const std::string output = log_->absorb(from);
     const Verdict verdict = judge_child(outcome, output, job.timeout_s);
@@ -443,8 +435,10 @@ class Runner {
     record.seconds = outcome.seconds;
     record.result_file = result_file(job);
     from_rows = fill_cells(job, record, verdict);
-    log_->write("=== " + job.id + ": " + verdict.status + " after " + seconds_text(outcome.seconds) +
-                (verdict.status == "failed" ? " (" + verdict.error_class + "): " + verdict.message : "") + "\n");
+    log_->write(
+        "=== " + job.id + ": " + verdict.status + " after " + seconds_text(outcome.seconds) +
+        (verdict.status == "failed" ? " (" + verdict.error_class + "): " + verdict.message : "") +
+        "\n");
     return verdict;
   }
 
@@ -491,9 +485,10 @@ class Runner {
       } else {
         c.status = "failed";
         c.error_class = "missing result";
-        c.message = !csv_problem.empty() ? csv_problem
-                                         : "no row for " + cell.pattern + " M=" + std::to_string(cell.m) +
-                                               " in " + record.result_file;
+        c.message = !csv_problem.empty()
+                        ? csv_problem
+                        : "no row for " + cell.pattern + " M=" + std::to_string(cell.m) + " in " +
+                              record.result_file;
       }
       record.cells.push_back(c);
     }
@@ -503,9 +498,11 @@ class Runner {
   // The cases a child could not speak for: those it never reached when it died (a signal, or
   // a CUDA error that ends the process), and those that failed only because an earlier case
   // left a sticky CUDA error behind. Indices into `cells`.
-  static std::vector<std::size_t> lost_cases(const std::vector<CellRecord>& cells, const Verdict& verdict,
+  static std::vector<std::size_t> lost_cases(const std::vector<CellRecord>& cells,
+                                             const Verdict& verdict,
                                              const std::vector<bool>& from_rows) {
-    const bool died = verdict.error_class.rfind("crash: ", 0) == 0 || is_sticky_device_error(verdict.error_class);
+    const bool died =
+        verdict.error_class.rfind("crash: ", 0) == 0 || is_sticky_device_error(verdict.error_class);
     std::vector<std::size_t> lost;
     bool sticky_seen = false;
     for (std::size_t i = 0; i < cells.size(); ++i) {
@@ -520,7 +517,8 @@ class Runner {
     return lost;
   }
 
-  void narrow_down(const Job& job, JobRecord& record, const Verdict& verdict, const std::vector<bool>& from_rows) {
+  void narrow_down(const Job& job, JobRecord& record, const Verdict& verdict,
+                   const std::vector<bool>& from_rows) {
     if (job.ms.empty() || record.cells.size() < 2) return;
     rerun_apart(job, record, lost_cases(record.cells, verdict, from_rows));
   }
@@ -553,7 +551,8 @@ class Runner {
       for (std::size_t k = 0; k < group.size(); ++k) record.cells[group[k]] = part.cells[k];
       std::vector<std::size_t> lost_again;
       if (group.size() > 1)
-        for (std::size_t k : lost_cases(part.cells, verdict, part_rows)) lost_again.push_back(group[k]);
+        for (std::size_t k : lost_cases(part.cells, verdict, part_rows))
+          lost_again.push_back(group[k]);
       record.parts.push_back(std::move(part));
       save();
       rerun_apart(job, record, lost_again);

@@ -100,7 +100,8 @@ const JobRecord* PipelineStatus::find(const std::string& id) const {
 json PipelineStatus::to_json() const {
   json j;
   j["format"] = kFormat;
-  j["plan"] = {{"name", plan_name}, {"source", plan_source}, {"digest", plan_digest}, {"content", plan}};
+  j["plan"] = {
+      {"name", plan_name}, {"source", plan_source}, {"digest", plan_digest}, {"content", plan}};
   j["executable"] = executable;
   j["hardware"] = hardware_to_json(hardware);
   j["runs"] = json::array();
@@ -133,7 +134,8 @@ PipelineStatus PipelineStatus::from_json(const json& j, const std::string& path)
     for (const json& r : j.at("runs"))
       s.runs.push_back({r.at("started").get<std::string>(), r.value("finished", ""),
                         r.value("resumed", false), r.value("interrupted", false),
-                        r.value("log", ""), r.value("seconds", 0.0), r.value("child_seconds", 0.0)});
+                        r.value("log", ""), r.value("seconds", 0.0),
+                        r.value("child_seconds", 0.0)});
     for (const json& r : j.at("jobs")) s.jobs.push_back(job_from_json(r));
     return s;
   } catch (const nlohmann::json::exception& e) {

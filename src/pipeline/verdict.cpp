@@ -73,8 +73,9 @@ std::string classify_error(const std::string& message) {
 }
 
 bool is_sticky_device_error(const std::string& error_class) {
-  return std::any_of(std::begin(kErrorPatterns), std::end(kErrorPatterns),
-                     [&](const ErrorPattern& p) { return p.sticky && error_class == p.error_class; });
+  return std::any_of(
+      std::begin(kErrorPatterns), std::end(kErrorPatterns),
+      [&](const ErrorPattern& p) { return p.sticky && error_class == p.error_class; });
 }
 
 Verdict judge_child(const ChildOutcome& outcome, const std::string& output, double timeout_s) {

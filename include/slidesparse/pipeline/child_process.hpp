@@ -10,8 +10,8 @@
 namespace slidesparse::pipeline {
 
 struct ChildOptions {
-  double timeout_s = 0;       // 0: no limit
-  double kill_grace_s = 5;    // after SIGTERM (timeout) or SIGINT (interrupt), before SIGKILL
+  double timeout_s = 0;     // 0: no limit
+  double kill_grace_s = 5;  // after SIGTERM (timeout) or SIGINT (interrupt), before SIGKILL
   // Polled while the child runs; true stops the child (SIGINT, then SIGKILL after the grace).
   std::function<bool()> interrupted;
 };

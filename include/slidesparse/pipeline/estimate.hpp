@@ -21,8 +21,8 @@ struct EstimateLine {
 };
 
 struct Estimate {
-  std::string gpu;                  // whose measurements were used
-  std::vector<std::string> sources; // the status files used
+  std::string gpu;                   // whose measurements were used
+  std::vector<std::string> sources;  // the status files used
   std::vector<std::string> notes;
   std::vector<EstimateLine> lines;  // in pipeline order
   double seconds = 0;
@@ -33,7 +33,8 @@ struct Estimate {
 // `gpu_identity` are used; on a machine without a GPU ("no GPU"), the GPU with the most
 // measured jobs is used and a note says so.
 Estimate estimate_plan(const std::vector<Job>& jobs, const std::vector<PipelineStatus>& measured,
-                       const std::vector<std::string>& measured_paths, const std::string& gpu_identity);
+                       const std::vector<std::string>& measured_paths,
+                       const std::string& gpu_identity);
 
 // A table with the total, for the terminal.
 std::string format_estimate(const Estimate& estimate, const std::string& plan_name);

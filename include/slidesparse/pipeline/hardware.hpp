@@ -22,7 +22,7 @@ struct HardwareInfo {
   std::string compute_capability, driver, cuda_runtime, cublaslt, cusparselt, memory;
   std::string sparse_tensor_cores;
   std::map<std::string, PrecisionSupport> precisions;  // "int8", "fp8", "bf16", "fp16"
-  std::string info_text;  // what `slidesparse info` printed
+  std::string info_text;                               // what `slidesparse info` printed
 
   // Same GPU model, compute capability and CUDA runtime: results are comparable.
   // "no GPU" on a machine without one.

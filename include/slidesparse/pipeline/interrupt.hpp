@@ -18,7 +18,8 @@ class InterruptFlag {
   int signal() const;  // the signal that raised it, 0 if none
 
  private:
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {
+  }, old_term_{};
   sigset_t old_mask_{};
 };
 

@@ -20,7 +20,7 @@ struct Cell {
 };
 
 struct Job {
-  std::string id;    // "prefill/llama3.2-1b/int8/2_8": also its output folder's name
+  std::string id;  // "prefill/llama3.2-1b/int8/2_8": also its output folder's name
   Task task = Task::Prepare;
   std::string kind;  // "make-model", "convert", "verify", or the task's name
   std::string model;
@@ -30,8 +30,8 @@ struct Job {
   std::vector<std::int64_t> ms;
   std::vector<std::string> command;  // the subcommand, e.g. {"bench", "e2e"}: probed once per run
   std::vector<std::string> args;     // every argument after the executable
-  std::string out_dir;     // relative to the results folder; "" when the job writes nothing
-  std::string result_csv;  // the CSV it writes in <out_dir>/<GPU folder>/; "" when none
+  std::string out_dir;             // relative to the results folder; "" when the job writes nothing
+  std::string result_csv;          // the CSV it writes in <out_dir>/<GPU folder>/; "" when none
   std::vector<std::string> needs;  // ids of earlier jobs that must pass first
   bool needs_gpu = false;
   std::string skip_reason;  // set when the plan itself rules the job out (e.g. a kernel

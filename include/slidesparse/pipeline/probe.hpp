@@ -15,6 +15,7 @@ bool has_command(const std::vector<std::string>& launcher, const std::vector<std
 // Runs `launcher info`, keeps what it printed in `output_path`, and reads the GPU from it.
 // No GPU, a build without `info`, or a failing `info` give a HardwareInfo without a GPU
 // whose no_gpu_reason says which.
-HardwareInfo detect_hardware(const std::vector<std::string>& launcher, const std::string& output_path);
+HardwareInfo detect_hardware(const std::vector<std::string>& launcher,
+                             const std::string& output_path);
 
 }  // namespace slidesparse::pipeline

@@ -27,6 +27,10 @@ struct ReportResult {
 // InvalidArgument when results_dir holds no status.json.
 ReportResult write_report(const std::string& results_dir, const ReportOptions& options);
 
+// Options for the `slidesparse` command run as `executable`: the plot script found with
+// find_project_file, the interpreter from $SLIDESPARSE_PYTHON when set.
+ReportOptions report_options_for(const std::string& executable, bool plots);
+
 // A file shipped with the project (plans/default.toml, scripts/plot_results.py): looked for
 // under $SLIDESPARSE_HOME, the working folder, and the folders above the executable.
 // "" when not found.

@@ -29,9 +29,9 @@ struct JobRecord {
   int attempts = 0;               // children started for it, over all runs
   int run = 0;                    // the run (1-based) that decided its status
   std::vector<std::string> argv;
-  std::string out_dir, result_file;  // relative to the results folder
-  std::string log;                   // relative path of the log holding its output
-  std::int64_t log_line = 0;         // where its section starts in that log
+  std::string out_dir, result_file;          // relative to the results folder
+  std::string log;                           // relative path of the log holding its output
+  std::int64_t log_line = 0;                 // where its section starts in that log
   std::vector<std::string> earlier_outputs;  // outputs of failed attempts, moved aside
   std::vector<CellRecord> cells;
   std::vector<JobRecord> parts;  // single-cell reruns after a crash of this job
@@ -43,8 +43,8 @@ struct RunRecord {
   std::string started, finished;  // ISO 8601, UTC
   bool resumed = false;
   bool interrupted = false;
-  std::string log;         // relative path
-  double seconds = 0;      // wall time of the run
+  std::string log;           // relative path
+  double seconds = 0;        // wall time of the run
   double child_seconds = 0;  // time spent inside children: the rest is pipeline overhead
 };
 

@@ -7,10 +7,11 @@ D="$FAKE"
 echo "$*" >> "$D/calls.log"
 for a in "$@"; do
   if [ "$a" = "--help" ]; then
+    # Like CLI11: a missing subcommand gets the top-level help, still with exit code 0.
     if { [ "$1 $2" = "bench e2e" ] && [ ! -e "$D/has_e2e" ]; } || { [ "$1" = info ] && [ ! -e "$D/has_info" ]; }; then
-      echo "The following argument was not expected: $1"
-      echo "Run with --help for more information."
-      exit 109
+      echo "Usage: slidesparse [OPTIONS] SUBCOMMAND"
+    else
+      echo "Usage: slidesparse ${*%--help}[OPTIONS]"
     fi
     exit 0
   fi
