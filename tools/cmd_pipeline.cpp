@@ -118,10 +118,12 @@ void run(const PipelineFlags& flags) {
     std::fflush(stdout);
   };
   pl::PipelineSummary summary;
+  int stopped_by = 0;
   {
     const pl::InterruptFlag interrupt;
     options.interrupted = [&interrupt] { return interrupt.raised(); };
     summary = pl::run_pipeline(plan, options);
+    stopped_by = interrupt.signal();
   }
   // The report is part of the pipeline's own time.
   const auto report_start = std::chrono::steady_clock::now();
@@ -132,9 +134,8 @@ void run(const PipelineFlags& flags) {
   const double total = summary.seconds + report_seconds;
   const double overhead = total - summary.child_seconds;
   std::printf(
-      "%d jobs: %d passed, %d failed, %d skipped, %d not run; %.1f s, of which %.1f s pipeline "
-      "overhead "
-      "(%.1f%%, report %.1f s)\n",
+      "%d jobs: %d passed, %d failed, %d skipped, %d not run; %.1f s, of which %.1f s "
+      "pipeline overhead (%.1f%%, report %.1f s)\n",
       summary.jobs, summary.passed, summary.failed, summary.skipped, summary.not_run, total,
       overhead, total > 0 ? 100.0 * overhead / total : 0.0, report_seconds);
   std::printf("status %s\nlog    %s\nreport %s%s\n", summary.status_path.c_str(),
@@ -144,10 +145,11 @@ void run(const PipelineFlags& flags) {
     std::printf("interrupted: continue with  slidesparse pipeline %s --out %s --resume\n",
                 plan_path.c_str(), f.out.c_str());
     std::fflush(stdout);
-    // End the way an interrupted program does, so a calling shell stops too (exit 130).
-    std::signal(SIGINT, SIG_DFL);
-    std::raise(SIGINT);
-    std::_Exit(130);
+    // End the way the signal would have ended it, so a calling shell stops too (130 for Ctrl-C).
+    const int sig = stopped_by != 0 ? stopped_by : SIGINT;
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    std::_Exit(128 + sig);
   }
   std::fflush(stdout);
   if (summary.failed > 0)

@@ -22,20 +22,20 @@ InterruptFlag::InterruptFlag() {
   action.sa_handler = remember_signal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = 0;  // no SA_RESTART: a sleeping runner wakes up at once
-  sigaction(SIGINT, &action, &old_int_);
-  sigaction(SIGTERM, &action, &old_term_);
-  sigset_t both;
-  sigemptyset(&both);
-  sigaddset(&both, SIGINT);
-  sigaddset(&both, SIGTERM);
-  pthread_sigmask(SIG_UNBLOCK, &both, &old_mask_);
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (std::size_t i = 0; i < kSignals.size(); ++i) {
+    sigaction(kSignals[i], &action, &old_actions_[i]);
+    sigaddset(&signals, kSignals[i]);
+  }
+  pthread_sigmask(SIG_UNBLOCK, &signals, &old_mask_);
   g_installed = true;
 }
 
 InterruptFlag::~InterruptFlag() {
   pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
-  sigaction(SIGINT, &old_int_, nullptr);
-  sigaction(SIGTERM, &old_term_, nullptr);
+  for (std::size_t i = 0; i < kSignals.size(); ++i)
+    sigaction(kSignals[i], &old_actions_[i], nullptr);
   g_installed = false;
 }
 

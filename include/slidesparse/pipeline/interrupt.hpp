@@ -1,8 +1,9 @@
-// Ctrl-C for the pipeline command: while an InterruptFlag lives, SIGINT and SIGTERM only
-// raise a flag, which the runner polls; it stops the running child, writes the status and
-// returns, so the run can be resumed.
+// Ctrl-C for the pipeline command: while an InterruptFlag lives, SIGINT, SIGTERM and SIGHUP
+// (the terminal went away) only raise a flag, which the runner polls; it stops the running
+// child, writes the status and returns, so the run can be resumed.
 #pragma once
 
+#include <array>
 #include <csignal>
 
 namespace slidesparse::pipeline {
@@ -18,8 +19,8 @@ class InterruptFlag {
   int signal() const;  // the signal that raised it, 0 if none
 
  private:
-  struct sigaction old_int_ {
-  }, old_term_{};
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  std::array<struct sigaction, 3> old_actions_{};
   sigset_t old_mask_{};
 };
 
