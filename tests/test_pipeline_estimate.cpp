@@ -1,6 +1,7 @@
 // Projecting a plan's time from the job times earlier runs recorded.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "slidesparse/pipeline/estimate.hpp"
@@ -46,10 +47,16 @@ TEST(PipelineEstimate, ProjectsFromTheSameJobThenModelThenKind) {
       "patterns = [\"2_8\"]\n[M]\nkernel = [64, 128]\nprefill = [512, 1024, 2048, 4096]\n",
       "p.toml", "/tmp");
   const auto jobs = expand_jobs(plan, "/r");
+  // The very job, with the same cases: 100 s.
+  JobRecord same_job =
+      measured("kernel-high/llama3.2-1b/int8", "kernel-high", "llama3.2-1b", 100, 0);
+  for (const Job& job : jobs)
+    if (job.id == same_job.id)
+      for (const Cell& c : job.cells())
+        same_job.cells.push_back({c.pattern, c.m, "passed", "", ""});
   const PipelineStatus h100 = run_on(
       "H100",
-      {// the very job: 100 s
-       measured("kernel-high/llama3.2-1b/int8", "kernel-high", "llama3.2-1b", 100, 8),
+      {same_job,
        // same kind on qwen with 2 cases: 30 s per case
        measured("kernel-high/qwen2.5-7b/int8/old", "kernel-high", "qwen2.5-7b", 60, 2),
        // prefill measured only on another model: 5 s per case
@@ -58,7 +65,7 @@ TEST(PipelineEstimate, ProjectsFromTheSameJobThenModelThenKind) {
        measured("prefill/llama3.2-1b/int8/dense", "prefill", "llama3.2-1b", 1, 4, "failed")});
   const PipelineStatus a100 = run_on(
       "A100", {measured("prefill/llama3.2-1b/int8/dense", "prefill", "llama3.2-1b", 999, 4)});
-  const Estimate e = estimate_plan(jobs, {h100, a100}, {"h100/status.json", "a100/status.json"},
+  const Estimate e = estimate_plan(jobs, 0, {h100, a100}, {"h100/status.json", "a100/status.json"},
                                    h100.hardware.identity());
   const EstimateLine& kernel = line(e, "kernel-high");
   EXPECT_EQ(kernel.jobs, 2);
@@ -87,7 +94,7 @@ TEST(PipelineEstimate, WithoutMeasurementsItSaysSo) {
       "tasks = [\"kernel-low\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = "
       "[64]\n",
       "p.toml", "/tmp");
-  const Estimate e = estimate_plan(expand_jobs(plan, "/r"), {}, {}, "no GPU");
+  const Estimate e = estimate_plan(expand_jobs(plan, "/r"), 0, {}, {}, "no GPU");
   EXPECT_EQ(e.unknown_jobs, 1);
   EXPECT_DOUBLE_EQ(e.seconds, 0);
   EXPECT_NE(format_estimate(e, plan.name).find("1 jobs have no measurement of their kind"),
@@ -101,11 +108,30 @@ TEST(PipelineEstimate, AMachineWithoutAGpuProjectsForTheMeasuredOne) {
       "p.toml", "/tmp");
   const PipelineStatus h100 =
       run_on("H100", {measured("kernel-low/llama3.2-1b/int8", "kernel-low", "llama3.2-1b", 42, 4)});
-  const Estimate e = estimate_plan(expand_jobs(plan, "/r"), {h100}, {"s.json"}, "no GPU");
+  const Estimate e = estimate_plan(expand_jobs(plan, "/r"), 0, {h100}, {"s.json"}, "no GPU");
   EXPECT_EQ(e.gpu, h100.hardware.identity());
   EXPECT_DOUBLE_EQ(e.seconds, 42);
   ASSERT_FALSE(e.notes.empty());
   EXPECT_NE(e.notes[0].find("this machine has no GPU"), std::string::npos);
+}
+
+TEST(PipelineEstimate, MeasurementsOfShallowerModelsDoNotProjectDeepOnes) {
+  const Plan plan = parse_plan(
+      "tasks = [\"prepare\", \"kernel-low\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\n"
+      "patterns = [\"2_8\"]\n[M]\nkernel = [64]\n",
+      "p.toml", "/tmp");
+  PipelineStatus two_layers =
+      run_on("H100", {measured("prepare/make-model/llama3.2-1b", "make-model", "llama3.2-1b", 2, 1),
+                      measured("kernel-low/llama3.2-1b/int8", "kernel-low", "llama3.2-1b", 40, 4)});
+  two_layers.plan = {{"layers", 2}};
+  const Estimate e =
+      estimate_plan(expand_jobs(plan, "/r"), plan.layers, {two_layers}, {"s.json"}, "no GPU");
+  EXPECT_EQ(line(e, "make-model").unknown, 1);     // the 2-layer model's time says nothing
+  EXPECT_EQ(line(e, "kernel-low").same_model, 1);  // kernel sweeps take preset shapes
+  EXPECT_DOUBLE_EQ(e.seconds, 40);
+  EXPECT_NE(std::find(e.notes.begin(), e.notes.end(),
+                      "left out 1 measured jobs of models with another number of layers"),
+            e.notes.end());
 }
 
 }  // namespace

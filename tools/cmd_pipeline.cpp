@@ -87,10 +87,10 @@ void estimate(const pl::Plan& plan, const PipelineFlags& flags, const std::strin
   std::error_code ec;
   fs::remove(info_file, ec);
   const auto jobs = pl::expand_jobs(plan, fs::absolute(flags.out).lexically_normal().string());
-  std::fputs(
-      pl::format_estimate(pl::estimate_plan(jobs, measured, paths, here.identity()), plan.name)
-          .c_str(),
-      stdout);
+  std::fputs(pl::format_estimate(
+                 pl::estimate_plan(jobs, plan.layers, measured, paths, here.identity()), plan.name)
+                 .c_str(),
+             stdout);
 }
 
 void run(const PipelineFlags& flags) {

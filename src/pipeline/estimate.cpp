@@ -34,9 +34,24 @@ std::string duration_text(double s) {
   return buffer;
 }
 
+// Kinds whose time grows with the number of decoder layers of the made models.
+bool depends_on_depth(const std::string& kind) {
+  return kind == "make-model" || kind == "convert" || kind == "verify" || kind == "check" ||
+         kind == "prefill" || kind == "decode";
+}
+
+// The same cases (pattern and M) as `cells`: then its time is that job's time.
+bool same_cases(const JobRecord& r, const std::vector<Cell>& cells) {
+  if (r.cells.size() != cells.size()) return false;
+  for (std::size_t i = 0; i < cells.size(); ++i)
+    if (r.cells[i].pattern != cells[i].pattern || r.cells[i].m != cells[i].m) return false;
+  return true;
+}
+
 }  // namespace
 
-Estimate estimate_plan(const std::vector<Job>& jobs, const std::vector<PipelineStatus>& measured,
+Estimate estimate_plan(const std::vector<Job>& jobs, std::int64_t layers,
+                       const std::vector<PipelineStatus>& measured,
                        const std::vector<std::string>& measured_paths,
                        const std::string& gpu_identity) {
   Estimate e;
@@ -57,19 +72,31 @@ Estimate estimate_plan(const std::vector<Job>& jobs, const std::vector<PipelineS
       e.notes.push_back("left out " + std::to_string(count) +
                         " measured jobs of another GPU: " + gpu);
 
-  std::map<std::string, Timing> by_id, by_kind_model, by_kind;
+  std::map<std::string, const JobRecord*> by_id;
+  std::map<std::string, Timing> by_kind_model, by_kind;
+  int other_depth = 0;
   for (std::size_t i = 0; i < measured.size(); ++i) {
     const PipelineStatus& s = measured[i];
     if (s.hardware.identity() != e.gpu) continue;
     if (i < measured_paths.size()) e.sources.push_back(measured_paths[i]);
+    const std::int64_t measured_layers =
+        s.plan.is_object() ? s.plan.value("layers", std::int64_t{0}) : 0;
     for (const JobRecord& r : s.jobs) {
       if (r.status != "passed" || r.seconds <= 0) continue;
+      // Made models of another depth say nothing about the time of jobs that run them.
+      if (measured_layers != layers && depends_on_depth(r.kind)) {
+        ++other_depth;
+        continue;
+      }
       const long cases = static_cast<long>(std::max<std::size_t>(1, r.cells.size()));
-      by_id[r.id].add(r.seconds, cases);
+      by_id[r.id] = &r;
       by_kind_model[r.kind + "\n" + r.model].add(r.seconds, cases);
       by_kind[r.kind].add(r.seconds, cases);
     }
   }
+  if (other_depth > 0)
+    e.notes.push_back("left out " + std::to_string(other_depth) +
+                      " measured jobs of models with another number of layers");
 
   for (const Job& job : jobs) {
     auto line = std::find_if(e.lines.begin(), e.lines.end(),
@@ -78,12 +105,14 @@ Estimate estimate_plan(const std::vector<Job>& jobs, const std::vector<PipelineS
       e.lines.push_back({job.kind});
       line = e.lines.end() - 1;
     }
-    const long cases = static_cast<long>(job.cells().size());
+    const std::vector<Cell> cells = job.cells();
+    const long cases = static_cast<long>(cells.size());
     line->jobs += 1;
     line->cases += cases;
     double seconds = 0;
-    if (const auto it = by_id.find(job.id); it != by_id.end()) {
-      seconds = it->second.seconds / it->second.jobs;
+    const auto same = by_id.find(job.id);
+    if (same != by_id.end() && same_cases(*same->second, cells)) {
+      seconds = same->second->seconds;
       ++line->same_job;
     } else if (const auto km = by_kind_model.find(job.kind + "\n" + job.model);
                km != by_kind_model.end()) {
@@ -128,10 +157,9 @@ std::string format_estimate(const Estimate& e, const std::string& plan_name) {
   int borrowed = 0;
   for (const EstimateLine& l : e.lines) borrowed += l.same_model + l.other_models;
   if (borrowed > 0)
-    out +=
-        "  " + std::to_string(borrowed) +
-        " jobs are projected from the seconds per case of other jobs of their kind: larger models "
-        "and larger M take longer per case, so read those as a lower bound\n";
+    out += "  " + std::to_string(borrowed) +
+           " jobs are projected from the seconds per case of other jobs of their kind; time per "
+           "case grows with the model's size and with M, so these are rough\n";
   if (e.unknown_jobs > 0)
     out += "  " + std::to_string(e.unknown_jobs) +
            " jobs have no measurement of their kind: the total leaves them out (run a short plan "

@@ -2,6 +2,7 @@
 // recorded in their status files.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -29,10 +30,12 @@ struct Estimate {
   int unknown_jobs = 0;
 };
 
-// Only passed jobs count as measurements. `measured` may come from several GPUs: those of
-// `gpu_identity` are used; on a machine without a GPU ("no GPU"), the GPU with the most
-// measured jobs is used and a note says so.
-Estimate estimate_plan(const std::vector<Job>& jobs, const std::vector<PipelineStatus>& measured,
+// Only passed jobs count as measurements, and for jobs that make or run models only those of
+// plans with the same `layers`. A job counts as measured when the same job (id and cases)
+// was. `measured` may come from several GPUs: those of `gpu_identity` are used; on a machine
+// without a GPU ("no GPU"), the GPU with the most measured jobs is used and a note says so.
+Estimate estimate_plan(const std::vector<Job>& jobs, std::int64_t layers,
+                       const std::vector<PipelineStatus>& measured,
                        const std::vector<std::string>& measured_paths,
                        const std::string& gpu_identity);
 
