@@ -1,0 +1,30 @@
+#include "slidesparse/pipeline/results.hpp"
+
+#include <cstdlib>
+
+#include "slidesparse/error.hpp"
+
+namespace slidesparse::pipeline {
+
+std::map<std::pair<std::string, std::int64_t>, CaseResult> case_results(const CsvFile& csv) {
+  std::map<std::pair<std::string, std::int64_t>, CaseResult> out;
+  for (std::size_t row = 0; row < csv.rows(); ++row) {
+    const std::string& m_text = csv.at(row, "M");
+    char* end = nullptr;
+    const long long m = std::strtoll(m_text.c_str(), &end, 10);
+    if (m_text.empty() || *end != '\0')
+      throw FormatError(csv.path() + ": row " + std::to_string(row + 2) + ": M '" + m_text +
+                        "' is not an integer");
+    const std::string& status = csv.at(row, "status");
+    const std::string& error = csv.at(row, "error");
+    auto [it, fresh] = out.try_emplace({csv.at(row, "pattern"), m}, CaseResult{status, error});
+    if (fresh) continue;
+    CaseResult& r = it->second;
+    if (r.status == "failed") continue;
+    if (status == "failed" || (status == "passed" && r.status == "skipped"))
+      r = {status, status == "failed" ? error : ""};
+  }
+  return out;
+}
+
+}  // namespace slidesparse::pipeline

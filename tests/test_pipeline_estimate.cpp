@@ -1,0 +1,138 @@
+// Projecting a plan's time from the job times earlier runs recorded.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "slidesparse/pipeline/estimate.hpp"
+#include "slidesparse/pipeline/jobs.hpp"
+#include "slidesparse/pipeline/plan.hpp"
+
+namespace slidesparse::pipeline {
+namespace {
+
+JobRecord measured(const std::string& id, const std::string& kind, const std::string& model,
+                   double seconds, int cases, const std::string& status = "passed") {
+  JobRecord r;
+  r.id = id;
+  r.kind = kind;
+  r.task = kind;
+  r.model = model;
+  r.status = status;
+  r.seconds = seconds;
+  for (int i = 0; i < cases; ++i) r.cells.push_back({"2_8", 64 * (i + 1), status, "", ""});
+  return r;
+}
+
+PipelineStatus run_on(const std::string& info_file, std::vector<JobRecord> jobs) {
+  PipelineStatus s;
+  s.hardware.gpu = true;
+  s.hardware.name = info_file;
+  s.hardware.compute_capability = "9.0";
+  s.hardware.cuda_runtime = "13.0";
+  s.jobs = std::move(jobs);
+  return s;
+}
+
+const EstimateLine& line(const Estimate& e, const std::string& kind) {
+  for (const auto& l : e.lines)
+    if (l.kind == kind) return l;
+  throw std::runtime_error("no line " + kind);
+}
+
+TEST(PipelineEstimate, ProjectsFromTheSameJobThenModelThenKind) {
+  const Plan plan = parse_plan(
+      "tasks = [\"kernel-high\", \"prefill\"]\nmodels = [\"llama3.2-1b\", \"qwen2.5-7b\"]\ndtypes "
+      "= [\"int8\"]\n"
+      "patterns = [\"2_8\"]\n[M]\nkernel = [64, 128]\nprefill = [512, 1024, 2048, 4096]\n",
+      "p.toml", "/tmp");
+  const auto jobs = expand_jobs(plan, "/r");
+  // The very job, with the same cases: 100 s.
+  JobRecord same_job =
+      measured("kernel-high/llama3.2-1b/int8", "kernel-high", "llama3.2-1b", 100, 0);
+  for (const Job& job : jobs)
+    if (job.id == same_job.id)
+      for (const Cell& c : job.cells())
+        same_job.cells.push_back({c.pattern, c.m, "passed", "", ""});
+  const PipelineStatus h100 = run_on(
+      "H100",
+      {same_job,
+       // same kind on qwen with 2 cases: 30 s per case
+       measured("kernel-high/qwen2.5-7b/int8/old", "kernel-high", "qwen2.5-7b", 60, 2),
+       // prefill measured only on another model: 5 s per case
+       measured("prefill/bitnet-2b/int8/dense", "prefill", "bitnet-2b", 10, 2),
+       // failed jobs are no measurement
+       measured("prefill/llama3.2-1b/int8/dense", "prefill", "llama3.2-1b", 1, 4, "failed")});
+  const PipelineStatus a100 = run_on(
+      "A100", {measured("prefill/llama3.2-1b/int8/dense", "prefill", "llama3.2-1b", 999, 4)});
+  const Estimate e = estimate_plan(jobs, 0, {h100, a100}, {"h100/status.json", "a100/status.json"},
+                                   h100.hardware.identity());
+  const EstimateLine& kernel = line(e, "kernel-high");
+  EXPECT_EQ(kernel.jobs, 2);
+  EXPECT_EQ(kernel.cases, 2 * 4 * 2);  // 2 models × default high patterns × 2 M
+  EXPECT_EQ(kernel.same_job, 1);
+  EXPECT_EQ(kernel.same_model, 1);
+  EXPECT_DOUBLE_EQ(kernel.seconds, 100 + 30.0 * 8);
+  const EstimateLine& prefill = line(e, "prefill");
+  EXPECT_EQ(prefill.jobs, 4);  // 2 models × (dense, 2_8)
+  EXPECT_EQ(prefill.other_models, 4);
+  EXPECT_DOUBLE_EQ(prefill.seconds, 4 * 5.0 * 4);
+  EXPECT_DOUBLE_EQ(e.seconds, kernel.seconds + prefill.seconds);
+  EXPECT_EQ(e.unknown_jobs, 0);
+  ASSERT_EQ(e.sources.size(), 1u);
+  EXPECT_EQ(e.sources[0], "h100/status.json");
+  const std::string table = format_estimate(e, plan.name);
+  EXPECT_NE(table.find("total"), std::string::npos);
+  EXPECT_NE(table.find("7 min 00 s"), std::string::npos) << table;  // 340 s + 80 s
+  EXPECT_NE(table.find("left out 1 measured jobs of another GPU: A100, cc 9.0, CUDA 13.0"),
+            std::string::npos)
+      << table;
+}
+
+TEST(PipelineEstimate, WithoutMeasurementsItSaysSo) {
+  const Plan plan = parse_plan(
+      "tasks = [\"kernel-low\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = "
+      "[64]\n",
+      "p.toml", "/tmp");
+  const Estimate e = estimate_plan(expand_jobs(plan, "/r"), 0, {}, {}, "no GPU");
+  EXPECT_EQ(e.unknown_jobs, 1);
+  EXPECT_DOUBLE_EQ(e.seconds, 0);
+  EXPECT_NE(format_estimate(e, plan.name).find("1 jobs have no measurement of their kind"),
+            std::string::npos);
+}
+
+TEST(PipelineEstimate, AMachineWithoutAGpuProjectsForTheMeasuredOne) {
+  const Plan plan = parse_plan(
+      "tasks = [\"kernel-low\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\n[M]\nkernel = "
+      "[64]\n",
+      "p.toml", "/tmp");
+  const PipelineStatus h100 =
+      run_on("H100", {measured("kernel-low/llama3.2-1b/int8", "kernel-low", "llama3.2-1b", 42, 4)});
+  const Estimate e = estimate_plan(expand_jobs(plan, "/r"), 0, {h100}, {"s.json"}, "no GPU");
+  EXPECT_EQ(e.gpu, h100.hardware.identity());
+  EXPECT_DOUBLE_EQ(e.seconds, 42);
+  ASSERT_FALSE(e.notes.empty());
+  EXPECT_NE(e.notes[0].find("this machine has no GPU"), std::string::npos);
+}
+
+TEST(PipelineEstimate, MeasurementsOfShallowerModelsDoNotProjectDeepOnes) {
+  const Plan plan = parse_plan(
+      "tasks = [\"prepare\", \"kernel-low\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\n"
+      "patterns = [\"2_8\"]\n[M]\nkernel = [64]\n",
+      "p.toml", "/tmp");
+  PipelineStatus two_layers =
+      run_on("H100", {measured("prepare/make-model/llama3.2-1b", "make-model", "llama3.2-1b", 2, 1),
+                      measured("kernel-low/llama3.2-1b/int8", "kernel-low", "llama3.2-1b", 40, 4)});
+  two_layers.plan = {{"layers", 2}};
+  const Estimate e =
+      estimate_plan(expand_jobs(plan, "/r"), plan.layers, {two_layers}, {"s.json"}, "no GPU");
+  EXPECT_EQ(line(e, "make-model").unknown, 1);     // the 2-layer model's time says nothing
+  EXPECT_EQ(line(e, "kernel-low").same_model, 1);  // kernel sweeps take preset shapes
+  EXPECT_DOUBLE_EQ(e.seconds, 40);
+  EXPECT_NE(std::find(e.notes.begin(), e.notes.end(),
+                      "left out 1 measured jobs of models with another number of layers"),
+            e.notes.end());
+}
+
+}  // namespace
+}  // namespace slidesparse::pipeline

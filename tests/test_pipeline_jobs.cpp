@@ -1,0 +1,129 @@
+// Expanding plans into jobs and cases: counts, order, dependencies, command lines.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "slidesparse/pipeline/jobs.hpp"
+#include "slidesparse/pipeline/plan.hpp"
+
+namespace slidesparse::pipeline {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kRepo = fs::path(SLIDESPARSE_TEST_DATA_DIR).parent_path().parent_path().string();
+
+std::map<std::string, std::size_t> jobs_per_kind(const std::vector<Job>& jobs) {
+  std::map<std::string, std::size_t> out;
+  for (const Job& j : jobs) ++out[j.kind];
+  return out;
+}
+
+std::map<std::string, std::size_t> cases_per_kind(const std::vector<Job>& jobs) {
+  std::map<std::string, std::size_t> out;
+  for (const Job& j : jobs) out[j.kind] += j.cells().size();
+  return out;
+}
+
+TEST(PipelineJobs, TheDefaultPlanExpandsToTheSeedsCases) {
+  const auto jobs = expand_jobs(load_plan(kRepo + "/plans/default.toml"), "/r");
+  // 5 models × 2 dtypes × 4 patterns; the dense baseline makes 5 backends end to end.
+  const auto jobs_of = jobs_per_kind(jobs);
+  EXPECT_EQ(jobs_of.at("make-model"), 5u);
+  EXPECT_EQ(jobs_of.at("convert"), 40u);
+  EXPECT_EQ(jobs_of.at("verify"), 40u);
+  EXPECT_EQ(jobs_of.at("tune-coarse"), 10u);
+  EXPECT_EQ(jobs_of.at("tune-fine"), 30u);  // 2_4 comes with coarse tuning
+  EXPECT_EQ(jobs_of.at("check"), 50u);
+  EXPECT_EQ(jobs_of.at("prefill"), 50u);
+  EXPECT_EQ(jobs_of.at("decode"), 50u);
+  EXPECT_EQ(jobs_of.at("kernel-high"), 10u);
+  EXPECT_EQ(jobs_of.at("kernel-low"), 10u);
+  EXPECT_EQ(jobs.size(), 295u);
+  const auto cases = cases_per_kind(jobs);
+  EXPECT_EQ(cases.at("prefill"), 50u * 8);
+  EXPECT_EQ(cases.at("decode"), 50u * 4);
+  EXPECT_EQ(cases.at("kernel-high"), 10u * 4 * 9);
+  EXPECT_EQ(cases.at("kernel-low"), 10u * 4 * 9);
+  EXPECT_EQ(cases.at("tune-coarse"), 10u * 9);
+  EXPECT_EQ(cases.at("convert"), 40u);
+}
+
+TEST(PipelineJobs, IdsAreUniqueAndDependenciesComeFirst) {
+  const auto jobs = expand_jobs(load_plan(kRepo + "/plans/default.toml"), "/r");
+  std::map<std::string, std::size_t> position;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_TRUE(position.emplace(jobs[i].id, i).second) << "duplicate id " << jobs[i].id;
+    for (const auto& need : jobs[i].needs) {
+      ASSERT_TRUE(position.count(need)) << jobs[i].id << " needs " << need << " which comes later";
+    }
+  }
+  // Pipeline order: every task's jobs after the previous task's.
+  for (std::size_t i = 1; i < jobs.size(); ++i) EXPECT_LE(jobs[i - 1].task, jobs[i].task);
+}
+
+TEST(PipelineJobs, CommandLinesNameTheCommandsFlags) {
+  const Plan plan = parse_plan(
+      "tasks = [\"prepare\", \"tune-fine\", \"decode\", \"kernel-low\"]\nmodels = "
+      "[\"llama3.2-1b\"]\n"
+      "dtypes = [\"fp8\"]\npatterns = [\"2_8\"]\nlayers = 2\n[M]\ntune = [64, 128]\ndecode = [64]\n"
+      "kernel = [256]\n[kernel]\nlow = [\"2_12\", \"2_inf\"]\n",
+      "p.toml", "/tmp");
+  const auto jobs = expand_jobs(plan, "/r");
+  std::map<std::string, Job> by_id;
+  for (const Job& j : jobs) by_id[j.id] = j;
+  using V = std::vector<std::string>;
+  EXPECT_EQ(by_id.at("prepare/make-model/llama3.2-1b").args,
+            (V{"make-model", "--preset", "llama3.2-1b", "--layers", "2", "/r/models/llama3.2-1b"}));
+  EXPECT_EQ(by_id.at("prepare/convert/llama3.2-1b/fp8/2_8").args,
+            (V{"convert", "/r/models/llama3.2-1b", "/r/models/llama3.2-1b-2_8-fp8", "--pattern",
+               "2_8", "--dtype", "fp8"}));
+  EXPECT_EQ(by_id.at("prepare/verify/llama3.2-1b/fp8/2_8").args,
+            (V{"verify", "/r/models/llama3.2-1b-2_8-fp8"}));
+  // Without coarse tuning in the plan, fine tuning covers every pattern.
+  EXPECT_EQ(by_id.at("tune-fine/llama3.2-1b/fp8/2_8").args,
+            (V{"tune", "--preset", "llama3.2-1b", "--dtype", "fp8", "--pattern", "2_8", "--M",
+               "64,128", "--db", "/r/tuning.json"}));
+  const Job& sparse = by_id.at("decode/llama3.2-1b/fp8/2_8");
+  EXPECT_EQ(sparse.args,
+            (V{"bench", "e2e", "/r/models/llama3.2-1b-2_8-fp8", "--stage", "decode", "--M", "64",
+               "--backend", "sparse", "--pattern", "2_8", "--dtype", "fp8", "--out",
+               "/r/decode/llama3.2-1b/fp8/2_8", "--tuning", "/r/tuning.json"}));
+  EXPECT_EQ(sparse.needs, (V{"prepare/verify/llama3.2-1b/fp8/2_8"}));
+  const Job& dense = by_id.at("decode/llama3.2-1b/fp8/dense");
+  EXPECT_EQ(dense.args[2], "/r/models/llama3.2-1b");
+  EXPECT_EQ(dense.needs, (V{"prepare/make-model/llama3.2-1b"}));
+  EXPECT_EQ(by_id.at("kernel-low/llama3.2-1b/fp8").args,
+            (V{"bench", "kernel", "--preset", "llama3.2-1b", "--dtype", "fp8", "--pattern",
+               "2_12,2_inf", "--M", "256", "--out", "/r/kernel-low/llama3.2-1b/fp8"}));
+  EXPECT_FALSE(by_id.at("prepare/make-model/llama3.2-1b").needs_gpu);
+  EXPECT_TRUE(dense.needs_gpu);
+}
+
+TEST(PipelineJobs, ASubsetJobRunsOnlyItsCasesInItsOwnFolder) {
+  const Plan plan = parse_plan(
+      "tasks = [\"kernel-high\"]\nmodels = [\"qwen2.5-7b\"]\ndtypes = [\"int8\"]\n[M]\n"
+      "kernel = [64, 65536]\n",
+      "p.toml", "/tmp");
+  const auto jobs = expand_jobs(plan, "/r");
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].cells().size(), 8u);  // 4 default high patterns × 2 M
+  const Job one = subset_job(jobs[0], "2_8", {65536}, "/r");
+  EXPECT_EQ(one.id, "kernel-high/qwen2.5-7b/int8/2_8/M65536");
+  EXPECT_EQ(one.out_dir, "kernel-high/qwen2.5-7b/int8/cells/2_8_M65536");
+  ASSERT_EQ(one.cells().size(), 1u);
+  const auto& a = one.args;
+  EXPECT_EQ(a[std::find(a.begin(), a.end(), "--pattern") - a.begin() + 1], "2_8");
+  EXPECT_EQ(a[std::find(a.begin(), a.end(), "--M") - a.begin() + 1], "65536");
+  EXPECT_EQ(a.back(), "/r/kernel-high/qwen2.5-7b/int8/cells/2_8_M65536");
+  const Job two = subset_job(jobs[0], "2_6", {64, 65536}, "/r");
+  EXPECT_EQ(two.id, "kernel-high/qwen2.5-7b/int8/2_6/M64,65536");
+  EXPECT_EQ(two.out_dir, "kernel-high/qwen2.5-7b/int8/cells/2_6_M64_65536");
+  EXPECT_EQ(two.cells(), (std::vector<Cell>{{"2_6", 64}, {"2_6", 65536}}));
+}
+
+}  // namespace
+}  // namespace slidesparse::pipeline
