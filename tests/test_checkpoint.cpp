@@ -1,11 +1,10 @@
-#include "slidesparse/checkpoint.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <filesystem>
 
 #include "io_fixtures.hpp"
+#include "slidesparse/checkpoint.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/file.hpp"
 
@@ -28,7 +27,8 @@ void write_shard(const std::string& path, const std::vector<TensorSpec>& specs) 
 }
 
 void write_config(const std::string& dir) {
-  write_file_atomic(dir + "/config.json", R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 8})");
+  write_file_atomic(dir + "/config.json",
+                    R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 8})");
 }
 
 template <typename Fn>
@@ -99,7 +99,8 @@ TEST(Checkpoint, ShardedRoundTrip) {
             (std::vector<std::string>{tmp.file("model-00001-of-00002.safetensors"),
                                       tmp.file("model-00002-of-00002.safetensors")}));
   EXPECT_EQ(ckpt.shard_of("lm_head.weight").path(), tmp.file("model-00002-of-00002.safetensors"));
-  EXPECT_EQ(ckpt.shard_of("model.norm.weight").path(), tmp.file("model-00001-of-00002.safetensors"));
+  EXPECT_EQ(ckpt.shard_of("model.norm.weight").path(),
+            tmp.file("model-00001-of-00002.safetensors"));
   const TensorInfo& up = ckpt.info("model.layers.0.mlp.up_proj.weight");
   EXPECT_EQ(up.dtype, DType::I8);
   EXPECT_EQ(up.shape, (std::vector<std::int64_t>{3, 2}));
@@ -149,7 +150,8 @@ TEST(Checkpoint, CorruptShardNamesTheShard) {
   write_sharded(tmp.path());
   write_bytes(tmp.file("model-00001-of-00002.safetensors"), "abc");
   const std::string msg = format_error_of([&] { Checkpoint::open(tmp.path()); });
-  EXPECT_EQ(msg.rfind(tmp.file("model-00001-of-00002.safetensors") + ": truncated file", 0), 0u) << msg;
+  EXPECT_EQ(msg.rfind(tmp.file("model-00001-of-00002.safetensors") + ": truncated file", 0), 0u)
+      << msg;
 }
 
 TEST(Checkpoint, BadConfigJsonNamesConfig) {
@@ -205,15 +207,19 @@ TEST(Checkpoint, MissingTensorNamesCheckpointAndTensor) {
 
 TEST(Architecture, FromArchitecturesOrModelType) {
   using nlohmann::json;
-  EXPECT_EQ(detect_architecture(json{{"architectures", {"LlamaForCausalLM"}}}, "c"), Architecture::Llama);
-  EXPECT_EQ(detect_architecture(json{{"architectures", {"Qwen2ForCausalLM"}}}, "c"), Architecture::Qwen2);
-  EXPECT_EQ(detect_architecture(json{{"architectures", {"BitNetForCausalLM"}}}, "c"), Architecture::BitNet);
+  EXPECT_EQ(detect_architecture(json{{"architectures", {"LlamaForCausalLM"}}}, "c"),
+            Architecture::Llama);
+  EXPECT_EQ(detect_architecture(json{{"architectures", {"Qwen2ForCausalLM"}}}, "c"),
+            Architecture::Qwen2);
+  EXPECT_EQ(detect_architecture(json{{"architectures", {"BitNetForCausalLM"}}}, "c"),
+            Architecture::BitNet);
   EXPECT_EQ(detect_architecture(json{{"model_type", "llama"}}, "c"), Architecture::Llama);
   EXPECT_EQ(detect_architecture(json{{"model_type", "qwen2"}}, "c"), Architecture::Qwen2);
   EXPECT_EQ(detect_architecture(json{{"model_type", "bitnet"}}, "c"), Architecture::BitNet);
   // An unknown class falls back to model_type.
-  EXPECT_EQ(detect_architecture(json{{"architectures", {"LlamaModel"}}, {"model_type", "llama"}}, "c"),
-            Architecture::Llama);
+  EXPECT_EQ(
+      detect_architecture(json{{"architectures", {"LlamaModel"}}, {"model_type", "llama"}}, "c"),
+      Architecture::Llama);
   EXPECT_STREQ(architecture_name(Architecture::Qwen2), "Qwen2");
   EXPECT_STREQ(architecture_class(Architecture::BitNet), "BitNetForCausalLM");
   EXPECT_STREQ(architecture_model_type(Architecture::Llama), "llama");
@@ -225,8 +231,9 @@ TEST(Architecture, UnsupportedNamesConfigAndArchitecture) {
     detect_architecture(json{{"architectures", {"MistralForCausalLM"}}, {"model_type", "mistral"}},
                         "/m/config.json");
   });
-  EXPECT_EQ(msg, "/m/config.json: unsupported architecture 'MistralForCausalLM' "
-                 "(supported: Llama, Qwen2, BitNet)");
+  EXPECT_EQ(msg,
+            "/m/config.json: unsupported architecture 'MistralForCausalLM' "
+            "(supported: Llama, Qwen2, BitNet)");
   const std::string none = format_error_of([] { detect_architecture(json::object(), "x.json"); });
   EXPECT_NE(none.find("x.json: unsupported architecture '(none"), std::string::npos) << none;
 }
@@ -270,8 +277,10 @@ TEST(LinearKind, NamesRoundTrip) {
 }
 
 TEST(LinearKind, ParsesCommaLists) {
-  EXPECT_EQ(parse_linear_kinds("q,k,v"), (std::vector<LinearKind>{LinearKind::Q, LinearKind::K, LinearKind::V}));
-  EXPECT_EQ(parse_linear_kinds("down,q,down"), (std::vector<LinearKind>{LinearKind::Down, LinearKind::Q}));
+  EXPECT_EQ(parse_linear_kinds("q,k,v"),
+            (std::vector<LinearKind>{LinearKind::Q, LinearKind::K, LinearKind::V}));
+  EXPECT_EQ(parse_linear_kinds("down,q,down"),
+            (std::vector<LinearKind>{LinearKind::Down, LinearKind::Q}));
   EXPECT_EQ(parse_linear_kinds("all"), all_linear_kinds());
   EXPECT_EQ(all_linear_kinds().size(), 7u);
   EXPECT_THROW(parse_linear_kinds(""), InvalidArgument);

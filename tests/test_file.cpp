@@ -9,9 +9,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "io_fixtures.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/file.hpp"
-#include "io_fixtures.hpp"
 
 namespace slidesparse {
 namespace {
@@ -155,7 +155,8 @@ TEST(StagingDirectory, RefusesExistingWithoutForce) {
     StagingDirectory staging(out, false);
     FAIL() << "expected InvalidArgument";
   } catch (const InvalidArgument& e) {
-    EXPECT_EQ(std::string(e.what()), "output directory " + out + " exists (use --force to replace it)");
+    EXPECT_EQ(std::string(e.what()),
+              "output directory " + out + " exists (use --force to replace it)");
   }
   EXPECT_EQ(entries(tmp.path()), std::vector<std::string>{"model"});
   EXPECT_EQ(read_all(out + "/old.txt"), "old");

@@ -1,8 +1,7 @@
-#include "slidesparse/presets.hpp"
-
 #include <gtest/gtest.h>
 
 #include "slidesparse/error.hpp"
+#include "slidesparse/presets.hpp"
 
 namespace slidesparse {
 namespace {
@@ -69,7 +68,7 @@ TEST(Presets, FindIsCaseInsensitiveAndListsValidNames) {
 TEST(Presets, LinearShapes) {
   const auto shapes = linear_shapes(find_preset("llama3.2-1b"));
   ASSERT_EQ(shapes.size(), 7u);
-  const std::int64_t expected[7][2] = {{2048, 2048}, {512, 2048}, {512, 2048}, {2048, 2048},
+  const std::int64_t expected[7][2] = {{2048, 2048}, {512, 2048},  {512, 2048}, {2048, 2048},
                                        {8192, 2048}, {8192, 2048}, {2048, 8192}};
   for (std::size_t i = 0; i < 7; ++i) {
     EXPECT_EQ(shapes[i].kind, all_linear_kinds()[i]);
@@ -77,9 +76,9 @@ TEST(Presets, LinearShapes) {
     EXPECT_EQ(shapes[i].k, expected[i][1]) << linear_kind_name(shapes[i].kind);
   }
   const auto qwen = linear_shapes(find_preset("qwen2.5-7b"));
-  EXPECT_EQ(qwen[1].n, 512);     // k: 4 kv heads x 128
-  EXPECT_EQ(qwen[4].n, 18944);   // gate
-  EXPECT_EQ(qwen[6].k, 18944);   // down
+  EXPECT_EQ(qwen[1].n, 512);    // k: 4 kv heads x 128
+  EXPECT_EQ(qwen[4].n, 18944);  // gate
+  EXPECT_EQ(qwen[6].k, 18944);  // down
   const auto llama3b = linear_shapes(find_preset("llama3.2-3b"));
   EXPECT_EQ(llama3b[0].n, 3072);  // 24 heads x 128
   EXPECT_EQ(llama3b[3].k, 3072);
@@ -92,13 +91,14 @@ TEST(Presets, TensorListPerArchitecture) {
     return out;
   };
   const std::vector<std::string> llama = names(find_preset("llama3.2-1b"));
-  EXPECT_EQ(llama, (std::vector<std::string>{
-                       "model.embed_tokens.weight", "model.layers.0.input_layernorm.weight",
-                       "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
-                       "model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.o_proj.weight",
-                       "model.layers.0.post_attention_layernorm.weight",
-                       "model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight",
-                       "model.layers.0.mlp.down_proj.weight", "model.norm.weight"}));
+  EXPECT_EQ(llama,
+            (std::vector<std::string>{
+                "model.embed_tokens.weight", "model.layers.0.input_layernorm.weight",
+                "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+                "model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.o_proj.weight",
+                "model.layers.0.post_attention_layernorm.weight",
+                "model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight",
+                "model.layers.0.mlp.down_proj.weight", "model.norm.weight"}));
   const std::vector<std::string> qwen = names(find_preset("qwen2.5-7b"));
   EXPECT_EQ(qwen.size(), llama.size() + 4);  // q/k/v biases and lm_head
   EXPECT_EQ(qwen[3], "model.layers.0.self_attn.q_proj.bias");
@@ -146,8 +146,9 @@ TEST(Presets, ConfigJsonRoundTrip) {
 }
 
 TEST(Presets, FromConfigDefaultsAndErrors) {
-  const nlohmann::json minimal = {{"model_type", "llama"}, {"hidden_size", 64}, {"intermediate_size", 128},
-                                  {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"vocab_size", 100}};
+  const nlohmann::json minimal = {{"model_type", "llama"},    {"hidden_size", 64},
+                                  {"intermediate_size", 128}, {"num_hidden_layers", 2},
+                                  {"num_attention_heads", 4}, {"vocab_size", 100}};
   const ModelPreset p = preset_from_config(minimal, "m/config.json");
   EXPECT_EQ(p.kv_heads, 4);
   EXPECT_EQ(p.head_dim, 16);
@@ -171,7 +172,16 @@ TEST(Presets, FromConfigDefaultsAndErrors) {
   auto wrong_type = minimal;
   wrong_type["tie_word_embeddings"] = "yes";
   EXPECT_THROW(preset_from_config(wrong_type, "m/config.json"), FormatError);
-  EXPECT_THROW(preset_from_config(nlohmann::json{{"model_type", "gpt2"}}, "m/config.json"), FormatError);
+  auto deep = minimal;
+  deep["rope_scaling"] = nlohmann::json::parse(std::string(1'000'000, '[') +
+                                               std::string(1'000'000, ']'));
+  EXPECT_THROW(preset_from_config(deep, "m/config.json"), FormatError);
+  deep["rope_scaling"] = {{"factor", {{"nested", 1}}}};
+  EXPECT_THROW(preset_from_config(deep, "m/config.json"), FormatError);
+  deep["rope_scaling"] = {{"rope_type", "longrope"}, {"long_factor", {1.0, 2.0}}};
+  EXPECT_EQ(preset_from_config(deep, "m/config.json").rope_scaling, deep["rope_scaling"]);
+  EXPECT_THROW(preset_from_config(nlohmann::json{{"model_type", "gpt2"}}, "m/config.json"),
+               FormatError);
 }
 
 }  // namespace

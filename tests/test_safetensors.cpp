@@ -1,5 +1,3 @@
-#include "slidesparse/safetensors.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -9,6 +7,7 @@
 #include "io_fixtures.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/numeric.hpp"
+#include "slidesparse/safetensors.hpp"
 
 namespace slidesparse {
 namespace {
@@ -18,7 +17,8 @@ using test::safetensors_bytes;
 using test::TempDir;
 using test::write_bytes;
 
-const std::string kReferenceFile = std::string(SLIDESPARSE_TEST_DATA_DIR) + "/reference.safetensors";
+const std::string kReferenceFile =
+    std::string(SLIDESPARSE_TEST_DATA_DIR) + "/reference.safetensors";
 
 std::vector<std::uint8_t> pattern_bytes(std::uint64_t n, std::uint8_t salt) {
   std::vector<std::uint8_t> v(n);
@@ -43,7 +43,7 @@ std::string read_all(const std::string& path) {
 TEST(Safetensors, RoundTripEveryDType) {
   TempDir tmp;
   const std::string path = tmp.file("all.safetensors");
-  const DType dtypes[] = {DType::BF16, DType::F16, DType::F32,     DType::I8,
+  const DType dtypes[] = {DType::BF16, DType::F16, DType::F32, DType::I8,
                           DType::U8,   DType::I32, DType::I64, DType::F8_E4M3};
   std::vector<TensorSpec> specs;
   for (const DType d : dtypes)
@@ -60,7 +60,8 @@ TEST(Safetensors, RoundTripEveryDType) {
   }
   const SafetensorsFile f = SafetensorsFile::open(path);
   EXPECT_EQ(f.path(), path);
-  EXPECT_EQ(f.metadata(), (std::map<std::string, std::string>{{"format", "pt"}, {"note", "round trip"}}));
+  EXPECT_EQ(f.metadata(),
+            (std::map<std::string, std::string>{{"format", "pt"}, {"note", "round trip"}}));
   ASSERT_EQ(f.tensors().size(), specs.size());
   std::uint64_t offset = 0;
   for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -97,14 +98,16 @@ TEST(Safetensors, HeaderPaddedWithSpacesToEightBytes) {
 TEST(Safetensors, ChunkedWritesOfLargeTensor) {
   TempDir tmp;
   const std::string path = tmp.file("big.safetensors");
-  const std::vector<TensorSpec> specs = {{"a", DType::BF16, {3, 4'000'000}}, {"b", DType::I8, {17}}};
+  const std::vector<TensorSpec> specs = {{"a", DType::BF16, {3, 4'000'000}},
+                                         {"b", DType::I8, {17}}};
   const auto a = pattern_bytes(specs[0].nbytes(), 1);
   const auto b = pattern_bytes(specs[1].nbytes(), 2);
   {
     SafetensorsWriter w(path, specs);
     w.begin_tensor("a");
     std::uint64_t pos = 0;
-    for (const std::uint64_t chunk : {std::uint64_t{1}, std::uint64_t{9'000'001}, std::uint64_t{0}}) {
+    for (const std::uint64_t chunk :
+         {std::uint64_t{1}, std::uint64_t{9'000'001}, std::uint64_t{0}}) {
       w.write_chunk(a.data() + pos, chunk);
       pos += chunk;
     }
@@ -190,9 +193,11 @@ TEST(Safetensors, WriterReproducesReferenceFileByteForByte) {
 TEST(SafetensorsWriter, RejectsBadSpecs) {
   TempDir tmp;
   const std::string path = tmp.file("bad.safetensors");
-  EXPECT_THROW(SafetensorsWriter(path, {{"a", DType::F32, {1}}, {"a", DType::F32, {2}}}), InvalidArgument);
+  EXPECT_THROW(SafetensorsWriter(path, {{"a", DType::F32, {1}}, {"a", DType::F32, {2}}}),
+               InvalidArgument);
   EXPECT_THROW(SafetensorsWriter(path, {{"a", DType::F32, {-1}}}), InvalidArgument);
-  EXPECT_THROW(SafetensorsWriter(path, {{"a", DType::F32, {std::int64_t{1} << 62, 8}}}), InvalidArgument);
+  EXPECT_THROW(SafetensorsWriter(path, {{"a", DType::F32, {std::int64_t{1} << 62, 8}}}),
+               InvalidArgument);
   EXPECT_THROW(SafetensorsWriter(path, {{"__metadata__", DType::F32, {1}}}), InvalidArgument);
   EXPECT_TRUE(fs::is_empty(tmp.path()));
 }
@@ -276,48 +281,68 @@ std::vector<BadFile> bad_files() {
        "tensor 'a': missing \"shape\""},
       {"missing_offsets", header_only(R"({"a": {"dtype": "F32", "shape": [1]}})", 4),
        "tensor 'a': missing \"data_offsets\""},
-      {"dtype_not_string", header_only(R"({"a": {"dtype": 5, "shape": [1], "data_offsets": [0, 4]}})", 4),
+      {"dtype_not_string",
+       header_only(R"({"a": {"dtype": 5, "shape": [1], "data_offsets": [0, 4]}})", 4),
        "\"dtype\" is not a string"},
-      {"unknown_dtype", header_only(R"({"a": {"dtype": "F64", "shape": [1], "data_offsets": [0, 8]}})", 8),
+      {"unknown_dtype",
+       header_only(R"({"a": {"dtype": "F64", "shape": [1], "data_offsets": [0, 8]}})", 8),
        "unsupported dtype 'F64'"},
-      {"shape_not_array", header_only(R"({"a": {"dtype": "F32", "shape": 4, "data_offsets": [0, 16]}})", 16),
+      {"shape_not_array",
+       header_only(R"({"a": {"dtype": "F32", "shape": 4, "data_offsets": [0, 16]}})", 16),
        "\"shape\" is not an array"},
-      {"negative_dim", header_only(R"({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4),
+      {"negative_dim",
+       header_only(R"({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4),
        "negative dimension -1"},
-      {"float_dim", header_only(R"({"a": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]}})", 4),
+      {"float_dim",
+       header_only(R"({"a": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]}})", 4),
        "non-integer dimension"},
-      {"huge_dim", header_only(R"({"a": {"dtype": "U8", "shape": [18446744073709551615], "data_offsets": [0, 4]}})", 4),
+      {"huge_dim",
+       header_only(
+           R"({"a": {"dtype": "U8", "shape": [18446744073709551615], "data_offsets": [0, 4]}})", 4),
        "is too large"},
       {"shape_overflow",
-       header_only(R"({"a": {"dtype": "BF16", "shape": [4611686018427387904, 4], "data_offsets": [0, 4]}})", 4),
+       header_only(
+           R"({"a": {"dtype": "BF16", "shape": [4611686018427387904, 4], "data_offsets": [0, 4]}})",
+           4),
        "overflows"},
       {"bytes_overflow",
-       header_only(R"({"a": {"dtype": "I64", "shape": [4611686018427387904], "data_offsets": [0, 4]}})", 4),
+       header_only(
+           R"({"a": {"dtype": "I64", "shape": [4611686018427387904], "data_offsets": [0, 4]}})", 4),
        "overflows"},
-      {"offsets_arity", header_only(R"({"a": {"dtype": "U8", "shape": [1], "data_offsets": [0]}})", 1),
+      {"offsets_arity",
+       header_only(R"({"a": {"dtype": "U8", "shape": [1], "data_offsets": [0]}})", 1),
        "\"data_offsets\" must be [begin, end]"},
-      {"negative_offset", header_only(R"({"a": {"dtype": "U8", "shape": [1], "data_offsets": [-1, 0]}})", 1),
+      {"negative_offset",
+       header_only(R"({"a": {"dtype": "U8", "shape": [1], "data_offsets": [-1, 0]}})", 1),
        "\"data_offsets\" must be [begin, end]"},
-      {"begin_after_end", header_only(R"({"a": {"dtype": "U8", "shape": [0], "data_offsets": [4, 0]}})", 4),
+      {"begin_after_end",
+       header_only(R"({"a": {"dtype": "U8", "shape": [0], "data_offsets": [4, 0]}})", 4),
        "have begin > end"},
-      {"size_mismatch", header_only(R"({"a": {"dtype": "BF16", "shape": [2, 3], "data_offsets": [0, 10]}})", 10),
+      {"size_mismatch",
+       header_only(R"({"a": {"dtype": "BF16", "shape": [2, 3], "data_offsets": [0, 10]}})", 10),
        "BF16 shape [2, 3] needs 12 bytes but data_offsets [0, 10] hold 10"},
-      {"out_of_range", header_only(R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 8),
+      {"out_of_range",
+       header_only(R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 8),
        "tensor 'a': data_offsets [0, 16] run past the end of the data buffer (8 bytes)"},
       {"overlap",
        header_only(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
-                   R"( "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})", 12),
+                   R"( "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
+                   12),
        "tensor 'b': data_offsets [4, 12] overlap tensor 'a' [0, 8]"},
       {"hole",
        header_only(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},)"
-                   R"( "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}})", 12),
+                   R"( "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}})",
+                   12),
        "leave a hole of 4 bytes after tensor 'a'"},
-      {"hole_at_start", header_only(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})", 8),
+      {"hole_at_start",
+       header_only(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})", 8),
        "hole of 4 bytes at the start"},
-      {"trailing_bytes", header_only(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})", 6),
+      {"trailing_bytes",
+       header_only(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})", 6),
        "2 trailing bytes after the last tensor"},
       {"trailing_no_tensors", header_only("{}", 3), "3 trailing bytes"},
-      {"metadata_not_object", header_only(R"({"__metadata__": 7})"), "__metadata__ is not an object"},
+      {"metadata_not_object", header_only(R"({"__metadata__": 7})"),
+       "__metadata__ is not an object"},
       {"metadata_not_string", header_only(R"({"__metadata__": {"k": 1}})"),
        "__metadata__ value of 'k' is not a string"},
   };
@@ -352,19 +377,38 @@ TEST_P(SafetensorsBadFile, ParseThrowsFormatErrorNamingLabel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, SafetensorsBadFile, testing::ValuesIn(bad_files()),
-                         [](const testing::TestParamInfo<BadFile>& info) { return info.param.name; });
+                         [](const testing::TestParamInfo<BadFile>& info) {
+                           return info.param.name;
+                         });
 
 TEST(Safetensors, AcceptsZeroSizedTensorsAtTheSameOffset) {
-  const std::string bytes = header_only(
-      R"({"z1": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]},)"
-      R"( "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},)"
-      R"( "z2": {"dtype": "I8", "shape": [3, 0], "data_offsets": [4, 4]}})",
-      4);
+  const std::string bytes =
+      header_only(R"({"z1": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]},)"
+                  R"( "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},)"
+                  R"( "z2": {"dtype": "I8", "shape": [3, 0], "data_offsets": [4, 4]}})",
+                  4);
   const auto f = SafetensorsFile::parse(reinterpret_cast<const std::uint8_t*>(bytes.data()),
                                         bytes.size(), "zero");
   ASSERT_EQ(f.tensors().size(), 3u);
   EXPECT_EQ(f.tensors()[0].name, "a");  // sorted by offset
   EXPECT_EQ(f.at("z2").numel(), 0);
+}
+
+// A container nested a million levels deep is refused without recursing
+// through it (dumping it into the message would overflow the stack).
+TEST(Safetensors, DeeplyNestedValueIsFormatErrorNotStackOverflow) {
+  const std::size_t depth = 1'000'000;
+  const std::string header = R"({"a": {"dtype": "U8", "shape": [)" + std::string(depth, '[') +
+                             std::string(depth, ']') + R"(], "data_offsets": [0, 1]}})";
+  const std::string bytes = header_only(header, 1);
+  try {
+    SafetensorsFile::parse(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(),
+                           "deep");
+    FAIL() << "expected FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "deep: tensor 'a': \"shape\" has a non-integer dimension an array");
+  }
 }
 
 TEST(Safetensors, MissingTensorNamesFileAndTensor) {

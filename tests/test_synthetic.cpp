@@ -1,5 +1,3 @@
-#include "slidesparse/synthetic.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +9,7 @@
 #include "slidesparse/checkpoint.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/numeric.hpp"
+#include "slidesparse/synthetic.hpp"
 
 namespace slidesparse {
 namespace {
@@ -83,7 +82,8 @@ TEST_P(SyntheticPerArchitecture, WritesEveryTensorOfTheArchitecture) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, SyntheticPerArchitecture,
-                         testing::Values(Architecture::Llama, Architecture::Qwen2, Architecture::BitNet),
+                         testing::Values(Architecture::Llama, Architecture::Qwen2,
+                                         Architecture::BitNet),
                          [](const testing::TestParamInfo<Architecture>& info) {
                            return std::string(architecture_name(info.param));
                          });
@@ -188,7 +188,8 @@ TEST(Synthetic, ShardsWithIndexBeyondMaxShardSize) {
   make_synthetic_checkpoint(p, 3, tmp.file("single"), 3, false);
   const Checkpoint single = Checkpoint::open(tmp.file("single"));
   for (const auto& name : single.tensor_names())
-    ASSERT_EQ(std::memcmp(single.data(name), ckpt.data(name), single.info(name).nbytes()), 0) << name;
+    ASSERT_EQ(std::memcmp(single.data(name), ckpt.data(name), single.info(name).nbytes()), 0)
+        << name;
 }
 
 TEST(Synthetic, ExistingOutputNeedsForce) {
@@ -206,11 +207,11 @@ TEST(Synthetic, ExistingOutputNeedsForce) {
 TEST(Synthetic, FailureLeavesNoOutput) {
   TempDir tmp;
   const std::string out = tmp.file("model");
-  EXPECT_THROW(make_synthetic_checkpoint(tiny(Architecture::Llama), 0, out, 1, false), InvalidArgument);
-  EXPECT_THROW(make_synthetic_checkpoint(tiny(Architecture::Llama), 1, out, 1, false,
-                                         [](std::uint64_t, std::uint64_t) {
-                                           throw std::runtime_error("cancelled");
-                                         }),
+  EXPECT_THROW(make_synthetic_checkpoint(tiny(Architecture::Llama), 0, out, 1, false),
+               InvalidArgument);
+  EXPECT_THROW(make_synthetic_checkpoint(
+                   tiny(Architecture::Llama), 1, out, 1, false,
+                   [](std::uint64_t, std::uint64_t) { throw std::runtime_error("cancelled"); }),
                std::runtime_error);
   EXPECT_TRUE(fs::is_empty(tmp.path()));
 }

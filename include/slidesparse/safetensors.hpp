@@ -41,7 +41,8 @@ class SafetensorsFile {
   static SafetensorsFile open(const std::string& path);
   // Parses bytes the caller keeps alive for the lifetime of the result;
   // `label` names them in error messages.
-  static SafetensorsFile parse(const std::uint8_t* data, std::uint64_t size, const std::string& label);
+  static SafetensorsFile parse(const std::uint8_t* data, std::uint64_t size,
+                               const std::string& label);
 
   // In file order (increasing data offsets).
   const std::vector<TensorInfo>& tensors() const { return tensors_; }

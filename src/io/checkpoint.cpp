@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <set>
 
+#include "json_excerpt.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/file.hpp"
 
@@ -65,7 +66,8 @@ Checkpoint Checkpoint::open(const std::string& dir) {
     std::set<std::string> shard_names;
     for (const auto& [tensor, shard] : weight_map->items()) {
       if (!shard.is_string() || !is_plain_file_name(shard.get<std::string>()))
-        throw FormatError(index_path + ": tensor '" + tensor + "' maps to " + shard.dump() +
+        throw FormatError(index_path + ": tensor '" + tensor + "' maps to " +
+                          io_detail::json_excerpt(shard) +
                           ", not a file name in the checkpoint directory");
       shard_names.insert(shard.get<std::string>());
     }
@@ -99,7 +101,8 @@ Checkpoint Checkpoint::open(const std::string& dir) {
                         " or other .safetensors file");
     if (candidates.size() > 1)
       throw FormatError(dir + ": " + std::to_string(candidates.size()) +
-                        " .safetensors files but no " + kIndexFile + " to say which tensor is where");
+                        " .safetensors files but no " + kIndexFile +
+                        " to say which tensor is where");
     single = candidates.front();
   }
   ckpt.shards_.push_back(SafetensorsFile::open(single));
@@ -200,9 +203,9 @@ struct LinearInfo {
   const char* module;  // "self_attn" or "mlp"
 };
 constexpr LinearInfo kLinears[] = {
-    {LinearKind::Q, "q", "self_attn"},      {LinearKind::K, "k", "self_attn"},
-    {LinearKind::V, "v", "self_attn"},      {LinearKind::O, "o", "self_attn"},
-    {LinearKind::Gate, "gate", "mlp"},      {LinearKind::Up, "up", "mlp"},
+    {LinearKind::Q, "q", "self_attn"}, {LinearKind::K, "k", "self_attn"},
+    {LinearKind::V, "v", "self_attn"}, {LinearKind::O, "o", "self_attn"},
+    {LinearKind::Gate, "gate", "mlp"}, {LinearKind::Up, "up", "mlp"},
     {LinearKind::Down, "down", "mlp"},
 };
 
@@ -217,8 +220,8 @@ bool consume(const std::string& s, std::size_t& pos, const std::string& token) {
 }  // namespace
 
 const std::vector<LinearKind>& all_linear_kinds() {
-  static const std::vector<LinearKind> kinds = {LinearKind::Q,    LinearKind::K,  LinearKind::V,
-                                                LinearKind::O,    LinearKind::Gate, LinearKind::Up,
+  static const std::vector<LinearKind> kinds = {LinearKind::Q,   LinearKind::K,    LinearKind::V,
+                                                LinearKind::O,   LinearKind::Gate, LinearKind::Up,
                                                 LinearKind::Down};
   return kinds;
 }
@@ -228,7 +231,8 @@ const char* linear_kind_name(LinearKind kind) { return info_of(kind).name; }
 LinearKind parse_linear_kind(const std::string& name) {
   for (const auto& l : kLinears)
     if (name == l.name) return l.kind;
-  throw InvalidArgument("unknown linear layer '" + name + "' (expected q, k, v, o, gate, up or down)");
+  throw InvalidArgument("unknown linear layer '" + name +
+                        "' (expected q, k, v, o, gate, up or down)");
 }
 
 std::vector<LinearKind> parse_linear_kinds(const std::string& comma_list) {
@@ -238,8 +242,7 @@ std::vector<LinearKind> parse_linear_kinds(const std::string& comma_list) {
   while (true) {
     const std::size_t comma = comma_list.find(',', start);
     const std::string item = comma_list.substr(start, comma - start);
-    if (item.empty())
-      throw InvalidArgument("empty item in linear layer list '" + comma_list + "'");
+    if (item.empty()) throw InvalidArgument("empty item in linear layer list '" + comma_list + "'");
     const LinearKind kind = parse_linear_kind(item);
     if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) kinds.push_back(kind);
     if (comma == std::string::npos) break;

@@ -93,7 +93,10 @@ MappedFile MappedFile::open(const std::string& path) {
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
-    : path_(std::move(other.path_)), data_(other.data_), size_(other.size_), mapped_(other.mapped_) {
+    : path_(std::move(other.path_)),
+      data_(other.data_),
+      size_(other.size_),
+      mapped_(other.mapped_) {
   other.data_ = nullptr;
   other.size_ = 0;
   other.mapped_ = false;
@@ -211,15 +214,16 @@ StagingDirectory::StagingDirectory(std::string final_path, bool force)
   if (final_path_.empty()) throw InvalidArgument("output directory path is empty");
   std::error_code ec;
   if (fs::exists(fs::symlink_status(final_path_, ec)) && !force_)
-    throw InvalidArgument("output directory " + final_path_ + " exists (use --force to replace it)");
+    throw InvalidArgument("output directory " + final_path_ +
+                          " exists (use --force to replace it)");
   const std::string parent = parent_directory(final_path_);
   fs::create_directories(parent, ec);
   if (ec) throw IoError("cannot create directory " + parent + ": " + ec.message());
   staging_path_ = final_path_ + ".partial." + std::to_string(::getpid());
   fs::remove_all(staging_path_, ec);  // left by an earlier process that had our pid
+  cleanup_ = std::make_unique<io_detail::RemoveOnInterrupt>(staging_path_);  // before it exists
   if (::mkdir(staging_path_.c_str(), 0755) != 0)
     throw IoError(os_error("cannot create directory", staging_path_, errno));
-  cleanup_ = std::make_unique<io_detail::RemoveOnInterrupt>(staging_path_);
 }
 
 StagingDirectory::~StagingDirectory() {
@@ -229,7 +233,8 @@ StagingDirectory::~StagingDirectory() {
 }
 
 void StagingDirectory::commit() {
-  if (committed_) throw InvalidArgument("staging directory " + staging_path_ + " already committed");
+  if (committed_)
+    throw InvalidArgument("staging directory " + staging_path_ + " already committed");
   fsync_tree(staging_path_);
   cleanup_->publish([&] {
     std::error_code ec;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "json_excerpt.hpp"
 #include "slidesparse/error.hpp"
 
 namespace slidesparse {
@@ -53,7 +54,7 @@ std::int64_t positive_field(const nlohmann::json& config, const std::string& con
   }
   if (!it->is_number_integer() || it->get<std::int64_t>() <= 0 ||
       it->get<std::int64_t>() > (std::int64_t{1} << 40))
-    throw FormatError(config_path + ": \"" + key + "\" is " + it->dump() +
+    throw FormatError(config_path + ": \"" + key + "\" is " + io_detail::json_excerpt(*it) +
                       ", expected a positive integer");
   return it->get<std::int64_t>();
 }
@@ -66,8 +67,27 @@ T optional_field(const nlohmann::json& config, const std::string& config_path, c
   try {
     return it->get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw FormatError(config_path + ": \"" + key + "\" has the wrong type: " + it->dump());
+    throw FormatError(config_path + ": \"" + key +
+                      "\" has the wrong type: " + io_detail::json_excerpt(*it));
   }
+}
+
+// rope_scaling is a flat object (numbers, strings, number lists such as
+// longrope's factors). Anything deeper is refused before it is copied: copying
+// JSON recurses, and a hostile config could nest a million levels.
+nlohmann::json rope_scaling_field(const nlohmann::json& config, const std::string& config_path) {
+  const auto it = config.find("rope_scaling");
+  if (it == config.end() || it->is_null()) return nullptr;
+  const auto flat = [](const nlohmann::json& v) {
+    if (v.is_primitive()) return true;
+    if (!v.is_array()) return false;
+    return std::all_of(v.begin(), v.end(),
+                       [](const nlohmann::json& x) { return x.is_primitive(); });
+  };
+  if (!it->is_object() || !std::all_of(it->begin(), it->end(), flat))
+    throw FormatError(config_path +
+                      ": \"rope_scaling\" must be an object of numbers, strings or lists");
+  return *it;
 }
 
 }  // namespace
@@ -88,7 +108,8 @@ const ModelPreset& find_preset(const std::string& name) {
 }
 
 nlohmann::json preset_config_json(const ModelPreset& p, std::int64_t layers) {
-  if (layers < 1) throw InvalidArgument("a model needs at least 1 layer, got " + std::to_string(layers));
+  if (layers < 1)
+    throw InvalidArgument("a model needs at least 1 layer, got " + std::to_string(layers));
   const Architecture arch = p.architecture;
   nlohmann::json c = {
       {"architectures", {architecture_class(arch)}},
@@ -159,9 +180,9 @@ ModelPreset preset_from_config(const nlohmann::json& config, const std::string& 
                      optional_field(config, config_path, "attention_bias", false);
   p.rope_theta = optional_field(config, config_path, "rope_theta", bitnet ? 500000.0 : 10000.0);
   p.rms_norm_eps = optional_field(config, config_path, "rms_norm_eps", 1e-6);
-  p.hidden_act = optional_field(config, config_path, "hidden_act", std::string(bitnet ? "relu2" : "silu"));
-  const auto rope_scaling = config.find("rope_scaling");
-  if (rope_scaling != config.end()) p.rope_scaling = *rope_scaling;
+  p.hidden_act =
+      optional_field(config, config_path, "hidden_act", std::string(bitnet ? "relu2" : "silu"));
+  p.rope_scaling = rope_scaling_field(config, config_path);
   return p;
 }
 
@@ -180,11 +201,10 @@ std::vector<LinearShape> linear_shapes(const ModelPreset& p) {
 }
 
 std::vector<TensorSpec> preset_tensor_specs(const ModelPreset& p, std::int64_t layers) {
-  if (layers < 1) throw InvalidArgument("a model needs at least 1 layer, got " + std::to_string(layers));
+  if (layers < 1)
+    throw InvalidArgument("a model needs at least 1 layer, got " + std::to_string(layers));
   const auto shapes = linear_shapes(p);
-  const auto shape_of = [&](LinearKind kind) {
-    return shapes[static_cast<std::size_t>(kind)];
-  };
+  const auto shape_of = [&](LinearKind kind) { return shapes[static_cast<std::size_t>(kind)]; };
   std::vector<TensorSpec> specs;
   const auto add = [&](std::string name, std::vector<std::int64_t> shape) {
     specs.push_back({std::move(name), DType::BF16, std::move(shape)});
@@ -203,7 +223,8 @@ std::vector<TensorSpec> preset_tensor_specs(const ModelPreset& p, std::int64_t l
       if (has_bias)
         add(weight.substr(0, weight.size() - std::string("weight").size()) + "bias", {s.n});
     }
-    if (p.architecture == Architecture::BitNet) add(prefix + "self_attn.attn_sub_norm.weight", {p.hidden});
+    if (p.architecture == Architecture::BitNet)
+      add(prefix + "self_attn.attn_sub_norm.weight", {p.hidden});
     add(prefix + "post_attention_layernorm.weight", {p.hidden});
     for (const LinearKind kind : {LinearKind::Gate, LinearKind::Up, LinearKind::Down}) {
       const LinearShape s = shape_of(kind);

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "interrupt_cleanup.hpp"
+#include "json_excerpt.hpp"
 #include "slidesparse/error.hpp"
 
 namespace slidesparse {
@@ -102,7 +103,8 @@ class HeaderReader {
   }
 
  private:
-  const nlohmann::json& field(const std::string& name, const nlohmann::json& j, const char* key) const {
+  const nlohmann::json& field(const std::string& name, const nlohmann::json& j,
+                              const char* key) const {
     const auto it = j.find(key);
     if (it == j.end()) fail(name, std::string("missing \"") + key + "\"");
     return *it;
@@ -124,8 +126,9 @@ class HeaderReader {
     dims.reserve(j.size());
     for (const auto& d : j) {
       if (d.is_number_integer() && !d.is_number_unsigned())
-        fail(name, "\"shape\" has a negative dimension " + d.dump());
-      if (!d.is_number_unsigned()) fail(name, "\"shape\" has a non-integer dimension " + d.dump());
+        fail(name, "\"shape\" has a negative dimension " + io_detail::json_excerpt(d));
+      if (!d.is_number_unsigned())
+        fail(name, "\"shape\" has a non-integer dimension " + io_detail::json_excerpt(d));
       const auto v = d.get<std::uint64_t>();
       if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
         fail(name, "\"shape\" dimension " + std::to_string(v) + " is too large");
@@ -226,8 +229,10 @@ SafetensorsFile SafetensorsFile::parse(const std::uint8_t* data, std::uint64_t s
     previous = &t;
   }
   if (covered != buffer_size)
-    reader.fail(std::to_string(buffer_size - covered) + " trailing bytes after the last tensor (data buffer " +
-                std::to_string(buffer_size) + " bytes, tensors cover " + std::to_string(covered) + ")");
+    reader.fail(std::to_string(buffer_size - covered) +
+                " trailing bytes after the last tensor (data buffer " +
+                std::to_string(buffer_size) + " bytes, tensors cover " + std::to_string(covered) +
+                ")");
 
   st.index_.reserve(st.tensors_.size());
   for (std::size_t i = 0; i < st.tensors_.size(); ++i) st.index_.emplace(st.tensors_[i].name, i);

@@ -79,9 +79,7 @@ const std::array<std::uint16_t, 65536>& normal_bf16_table() {
   return table;
 }
 
-bool is_norm(const std::string& name) {
-  return name.find("norm.weight") != std::string::npos;
-}
+bool is_norm(const std::string& name) { return name.find("norm.weight") != std::string::npos; }
 
 // Produces one tensor's values in order, chunk by chunk.
 class TensorGenerator {
