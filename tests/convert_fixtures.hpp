@@ -134,6 +134,8 @@ inline void write_checkpoint(const std::string& dir, const nlohmann::json& confi
     return;
   }
   nlohmann::json weight_map = nlohmann::json::object();
+  std::uint64_t total_size = 0;
+  for (const auto& t : tensors) total_size += t.bytes().size();
   const std::size_t per_shard = (tensors.size() + shards - 1) / shards;
   for (int s = 0; s < shards; ++s) {
     char name[64];
@@ -144,8 +146,10 @@ inline void write_checkpoint(const std::string& dir, const nlohmann::json& confi
     for (const auto& t : part) weight_map[t.name] = name;
     write_safetensors(dir + "/" + name, part);
   }
-  write_text(dir + "/model.safetensors.index.json",
-             nlohmann::json{{"metadata", {{"total_size", 0}}}, {"weight_map", weight_map}}.dump(2));
+  write_text(
+      dir + "/model.safetensors.index.json",
+      nlohmann::json{{"metadata", {{"total_size", total_size}}}, {"weight_map", weight_map}}.dump(
+          2));
 }
 
 inline void write_tiny_checkpoint(const std::string& dir, Architecture architecture,

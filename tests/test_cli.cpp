@@ -146,6 +146,8 @@ TEST_F(CliTest, BadArgumentsFailWithOneLine) {
   expect_clean_failure(run(convert_args("--layers q,qkv")), {"qkv"});
   expect_clean_failure(
       run("convert '" + in_dir_ + "' '" + out_dir_ + "' --pattern 3:8 --dtype int8"), {"3:8"});
+  expect_clean_failure(run("verify '" + in_dir_ + "'"),
+                       {in_dir_ + "/config.json", "not a SlideSparse checkpoint"});
 }
 
 TEST_F(CliTest, TruncatedSafetensorsFile) {
