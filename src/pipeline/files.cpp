@@ -24,52 +24,7 @@ FileDescriptor::~FileDescriptor() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-namespace {
 
-void fsync_fd_of(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) throw IoError(os_error("cannot open", path));
-  const int rc = ::fsync(fd);
-  const int saved = errno;
-  ::close(fd);
-  errno = saved;
-  if (rc != 0) throw IoError(os_error("cannot fsync", path));
-}
-
-}  // namespace
-
-void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError(os_error("cannot create", tmp));
-  const char* data = content.data();
-  std::size_t left = content.size();
-  bool ok = true;
-  while (left > 0 && ok) {
-    const ssize_t n = ::write(fd, data, left);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) {
-      data += n;
-      left -= static_cast<std::size_t>(n);
-    }
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    errno = saved;
-    throw IoError(os_error("cannot write", tmp));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string message = os_error("cannot rename " + tmp + " to", path);
-    ::unlink(tmp.c_str());
-    throw IoError(message);
-  }
-  const fs::path parent = fs::path(path).parent_path();
-  fsync_fd_of(parent.empty() ? "." : parent.string(), O_RDONLY | O_DIRECTORY);
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

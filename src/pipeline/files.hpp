@@ -1,8 +1,9 @@
-// File helpers of the pipeline room (private). write_file_atomic mirrors the io room's
-// (src/io/file.cpp) and can give way to it once both rooms share a library.
+// File helpers of the pipeline room (private). Atomic writes come from the io room.
 #pragma once
 
 #include <string>
+
+#include "slidesparse/file.hpp"
 
 namespace slidesparse::pipeline {
 
@@ -22,8 +23,6 @@ class FileDescriptor {
 // "<what> <path>: <strerror(errno)>".
 std::string os_error(const std::string& what, const std::string& path);
 
-// Writes `path.tmp.<pid>`, fsyncs, renames over `path`, fsyncs the folder.
-void write_file_atomic(const std::string& path, const std::string& content);
 // The whole file; throws IoError naming the path.
 std::string read_file(const std::string& path);
 // Renames `path` to the first free "<path>.attempt<k>" and returns that name.

@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include "slidesparse/presets.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -239,10 +241,12 @@ double Plan::timeout_for(Task task) const {
   return it != timeout_s.end() ? it->second : info(task).default_timeout_s;
 }
 
-// Mirrors model_presets() of the io room (src/io/presets.cpp).
 const std::vector<std::string>& known_presets() {
-  static const std::vector<std::string> names = {"llama3.2-1b", "llama3.2-3b", "qwen2.5-7b",
-                                                 "qwen2.5-14b", "bitnet-2b"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const ModelPreset& p : model_presets()) out.push_back(p.name);
+    return out;
+  }();
   return names;
 }
 
