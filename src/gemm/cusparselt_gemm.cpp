@@ -2,6 +2,7 @@
 // D[N×M] = op(A)·B with A = W as [K×N] (ld K, op T, 2:4 along K), B = X as [K×M] (ld K, op N):
 // orders Col/Col with "TN", the combination INT8 and FP8 kernels accept. W is compressed once;
 // descriptors and plans bake M in, so they are built and cached per M.
+#include <functional>
 #include <limits>
 #include <unordered_map>
 
@@ -168,23 +169,15 @@ class CusparseLtGemm final : public Gemm {
   DType output_type() const override { return gemm_output_type(precision_, kind()); }
 
   void prepare(std::int64_t m, const GemmAlgo& algo) override {
-    if (m <= 0) throw InvalidArgument(label() + ": prepare with M = " + std::to_string(m));
-    const auto it = plans_.find(m);
-    if (it != plans_.end() && it->second->choice == algo) return;
-    auto plan = build_plan(m, algo);
-    plans_[m] = std::move(plan);
+    plans_.prepare(m, algo, label_, builder_);
   }
 
   void run(const void* x, void* acc, std::int64_t m, cudaStream_t stream) override {
     gemm_detail::check_run_arguments(kind(), x, acc, m);
-    auto it = plans_.find(m);
-    if (it == plans_.end()) {
-      gemm_detail::warn_unprepared_once(warned_unprepared_, label(), m);
-      prepare(m, GemmAlgo{});
-      it = plans_.find(m);
-    }
-    launch(*it->second, x, acc, m, stream);
+    auto& plan = plans_.for_run(m, label_, builder_);
+    launch(plan, x, acc, m, stream);
   }
+
 
   std::vector<AlgoTiming> search(std::int64_t m, const void* x, void* acc, cudaStream_t stream,
                                  const SearchOptions& options) override {
@@ -244,16 +237,13 @@ class CusparseLtGemm final : public Gemm {
     return timings;
   }
 
-  std::optional<GemmAlgo> prepared_algo(std::int64_t m) const override {
-    const auto it = plans_.find(m);
-    if (it == plans_.end()) return std::nullopt;
-    return it->second->choice;
-  }
+  std::optional<GemmAlgo> prepared_algo(std::int64_t m) const override { return plans_.algo(m); }
 
   std::size_t cached_plans() const override { return plans_.size(); }
 
  private:
   std::string label() const { return gemm_detail::gemm_label(kind(), precision_, n_, k_); }
+
 
   // A window of 4 along K with 3 or 4 non-zeros would be compressed silently into wrong values.
   void check_two_to_four(const void* w_device) const {
@@ -334,8 +324,11 @@ class CusparseLtGemm final : public Gemm {
   SpMatDescriptor weight_;  // W as [K×N], ld K, structured
   DeviceAllocation compressed_;
   DeviceAllocation x_stage_, acc_stage_;  // for an M that is not a multiple of m_multiple_
-  std::unordered_map<std::int64_t, std::unique_ptr<SpPlan>> plans_;
-  bool warned_unprepared_ = false;
+  gemm_detail::PlanCache<SpPlan> plans_;
+  // Callables for the plan cache: the name only when a message needs it, and the builder.
+  std::function<std::string()> label_ = [this] { return label(); };
+  std::function<std::unique_ptr<SpPlan>(std::int64_t, const GemmAlgo&)> builder_ =
+      [this](std::int64_t m, const GemmAlgo& algo) { return build_plan(m, algo); };
 };
 
 }  // namespace

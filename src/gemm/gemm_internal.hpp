@@ -9,9 +9,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "slidesparse/error.hpp"
 #include "slidesparse/gemm/gemm.hpp"
 
 namespace slidesparse::gemm_detail {
@@ -98,6 +102,44 @@ void sort_timings(std::vector<AlgoTiming>& timings);
 
 // run() on an M without a plan: says so on stderr the first time for this Gemm.
 void warn_unprepared_once(bool& warned, const std::string& label, std::int64_t m);
+
+// The per-M plans of one Gemm (a Plan has a `GemmAlgo choice`). prepare() builds them, off
+// the hot path; for_run() is a hash lookup unless M was never prepared. `label` is a callable
+// returning the Gemm's name, so no string is built on the hot path.
+template <class Plan>
+class PlanCache {
+ public:
+  template <class Build, class Label>
+  Plan& prepare(std::int64_t m, const GemmAlgo& algo, const Label& label, const Build& build) {
+    if (m <= 0) throw InvalidArgument(label() + ": prepare with M = " + std::to_string(m));
+    const auto it = plans_.find(m);
+    if (it != plans_.end() && it->second->choice == algo) return *it->second;
+    std::unique_ptr<Plan> plan = build(m, algo);  // a failed build keeps the old plan
+    std::unique_ptr<Plan>& slot = plans_[m];
+    slot = std::move(plan);
+    return *slot;
+  }
+
+  // The plan for M; the library default (warned about once) where M was never prepared.
+  template <class Build, class Label>
+  Plan& for_run(std::int64_t m, const Label& label, const Build& build) {
+    const auto it = plans_.find(m);
+    if (it != plans_.end()) return *it->second;
+    warn_unprepared_once(warned_unprepared_, label(), m);
+    return prepare(m, GemmAlgo{}, label, build);
+  }
+
+  std::optional<GemmAlgo> algo(std::int64_t m) const {
+    const auto it = plans_.find(m);
+    if (it == plans_.end()) return std::nullopt;
+    return it->second->choice;
+  }
+  std::size_t size() const { return plans_.size(); }
+
+ private:
+  std::unordered_map<std::int64_t, std::unique_ptr<Plan>> plans_;
+  bool warned_unprepared_ = false;
+};
 
 // "cusparselt int8 N=4096 K=4096": names a Gemm in messages.
 std::string gemm_label(GemmBackendKind kind, Precision precision, std::int64_t n, std::int64_t k);
