@@ -14,12 +14,6 @@
 namespace slidesparse {
 namespace {
 
-float float_of(std::uint32_t bits) {
-  float x;
-  std::memcpy(&x, &bits, sizeof x);
-  return x;
-}
-
 // Every float whose top 20 bits take each value, with low bits that probe rounding: exact,
 // just above a tie, at a tie, just above, and all ones. Covers every rounding position of
 // E4M3, normal and subnormal.

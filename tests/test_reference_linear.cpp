@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "slidesparse/error.hpp"
+#include "slidesparse/numeric.hpp"
 #include "slidesparse/prune.hpp"
 #include "slidesparse/quantize.hpp"
 #include "slidesparse/reference_linear.hpp"
@@ -15,12 +16,6 @@ namespace slidesparse {
 namespace {
 
 const Precision kPrecisions[] = {Precision::INT8, Precision::FP8, Precision::BF16, Precision::FP16};
-
-std::uint32_t bits_of(float x) {
-  std::uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
 
 // Bit-for-bit equality, so that even the sign of a zero must agree.
 void expect_identical(const std::vector<float>& a, const std::vector<float>& b,

@@ -3,8 +3,21 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace slidesparse {
+
+// The IEEE bit pattern of a float, and back.
+inline std::uint32_t bits_of(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+inline float float_of(std::uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
 
 // BF16 stored as its bit pattern.
 std::uint16_t float_to_bf16(float x);  // RNE; NaN stays NaN

@@ -5,19 +5,6 @@
 
 namespace slidesparse {
 
-namespace {
-std::uint32_t bits_of(float x) {
-  std::uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
-float float_of(std::uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
-}
-}  // namespace
-
 std::uint16_t float_to_bf16(float x) {
   const std::uint32_t u = bits_of(x);
   if (std::isnan(x)) return static_cast<std::uint16_t>((u >> 16) | 0x0040u);  // quiet NaN

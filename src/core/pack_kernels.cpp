@@ -15,18 +15,6 @@
 namespace slidesparse::pack_kernels {
 
 namespace {
-std::uint32_t bits_of(float x) {
-  std::uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
-
-float float_of(std::uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
-}
-
 // |x| as ordered integers: for finite floats, comparing these compares the magnitudes.
 std::uint32_t magnitude_bits(float x) { return bits_of(x) & 0x7FFFFFFFu; }
 
