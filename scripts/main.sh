@@ -2,6 +2,8 @@
 # The main job: sets up, builds, then
 #  - everywhere: makes a small synthetic Llama-3.2-1B-shaped model, converts it to 6:8 INT8,
 #    verifies it, and shows that the CPU reference of the sparse layer equals the dense one;
+#  - runs a short benchmark pipeline (plans/demo-cpu.toml without a GPU, plans/short.toml
+#    with one) and writes its report;
 #  - with a GPU: also runs the GPU tests and a short kernel benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,12 @@ mkdir -p "$OUT"
 "$BIN" convert "$OUT/llama3.2-1b-2l" "$OUT/llama3.2-1b-2l-6_8-int8" --pattern 6:8 --dtype int8 --force
 "$BIN" verify "$OUT/llama3.2-1b-2l-6_8-int8"
 "$BIN" demo "$OUT/llama3.2-1b-2l" "$OUT/llama3.2-1b-2l-6_8-int8"
+PLAN=plans/demo-cpu.toml
+if nvidia-smi >/dev/null 2>&1; then PLAN=plans/short.toml; fi
+PIPELINE_OUT="$OUT/pipeline-$(basename "$PLAN" .toml)"
+RESUME=""
+if [ -f "$PIPELINE_OUT/status.json" ]; then RESUME="--resume"; fi
+"$BIN" pipeline "$PLAN" --out "$PIPELINE_OUT" $RESUME || echo "pipeline: some jobs failed, see $PIPELINE_OUT/report.md"
 if nvidia-smi >/dev/null 2>&1; then
   "$BIN" info
   (cd "${BUILD_DIR:-build}" && ctest -L gpu --output-on-failure)
