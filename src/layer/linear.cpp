@@ -72,11 +72,21 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
   const GemmRequirements sparse_req = gemm_requirements(precision_, GemmBackendKind::CusparseLt);
   const GemmRequirements dense_req = gemm_requirements(precision_, GemmBackendKind::CublasLtDense);
   n_gemm_ = round_up(n_, std::max(sparse_req.n_multiple, dense_req.n_multiple));
-  k_gemm_sparse_ = round_up(weights.k_slide(), sparse_req.k_multiple);
-  k_gemm_dense_ = round_up(k_, dense_req.k_multiple);
+  // The quantize kernels write rows of a multiple of 16 elements (their k_out contract),
+  // stricter than cuBLASLt's K multiple of 4 (INT8) or 8 (BF16/FP16).
+  constexpr std::int64_t kQuantizeRowMultiple = 16;
+  k_gemm_sparse_ =
+      round_up(weights.k_slide(), std::max(sparse_req.k_multiple, kQuantizeRowMultiple));
+  k_gemm_dense_ = round_up(k_, std::max(dense_req.k_multiple, kQuantizeRowMultiple));
   m_gemm_cap_ = round_up(max_m_, std::max(sparse_req.m_multiple, dense_req.m_multiple));
 
   const std::size_t element = dtype_size(precision_storage(precision_));
+  if (weights.weight.size() != static_cast<std::size_t>(n_ * weights.k_slide()) * element ||
+      weights.scale.size() != static_cast<std::size_t>(n_))
+    throw InvalidArgument("linear layer weights hold " + std::to_string(weights.weight.size()) +
+                          " bytes and " + std::to_string(weights.scale.size()) +
+                          " scales for N = " + std::to_string(n_) + ", K_slide = " +
+                          std::to_string(weights.k_slide()));
   if (options.build_sparse) {
     const auto padded = pad_matrix(weights.weight.data(), n_, weights.k_slide(), n_gemm_,
                                    k_gemm_sparse_, element);
@@ -95,6 +105,10 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     q_dense_.fill_zero(nullptr);
   }
   scale_w_ = upload(weights.scale);
+  has_bias_ = !weights.bias.empty();
+  if (has_bias_ && weights.bias.size() != static_cast<std::size_t>(n_))
+    throw InvalidArgument("linear layer bias has " + std::to_string(weights.bias.size()) +
+                          " values for N = " + std::to_string(n_));
   bias_ = upload(weights.bias);
   scale_x_ = DeviceBuffer<float>(static_cast<std::size_t>(m_gemm_cap_));
   // The two libraries may write different accumulator types (cuSPARSELt has no FP32
@@ -211,7 +225,7 @@ void SlideSparseLinear::dequantize(std::int64_t m, void* y, LinearPath path, cud
   const bool quantized = precision_is_quantized(precision_);
   dequantize_output(acc_.get(), gemm.output_type(), m, n_, n_gemm_,
                     quantized ? scale_x_.get() : nullptr, quantized ? scale_w_.get() : nullptr,
-                    bias_.size() >= static_cast<std::size_t>(n_) ? bias_.get() : nullptr,
+                    has_bias_ ? bias_.get() : nullptr,
                     activation_, y, n_, stream);
 }
 

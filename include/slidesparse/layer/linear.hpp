@@ -83,6 +83,7 @@ class SlideSparseLinear {
   Precision precision_;
   DType activation_;
   const TuningDb* tuning_;
+  bool has_bias_ = false;
   std::uint64_t dense_weight_bytes_ = 0;
   std::unique_ptr<Gemm> sparse_;
   std::unique_ptr<Gemm> dense_;
