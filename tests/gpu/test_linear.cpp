@@ -178,9 +178,10 @@ TEST(LinearLayer, RefusesMAboveItsCapacity) {
   EXPECT_THROW(layer.forward(x.get(), 0, y.get(), nullptr), InvalidArgument);
 }
 
-// Qwen2.5-7B's down projection at M = 65536: the lifted activations hold 1.86e9 INT8 values
-// (6:8), past 2^31 — where the reference system crashed with 32-bit index arithmetic.
-// Rows are checked on a sample (the first, around the 2^31 element boundary, the last).
+// Qwen2.5-7B's down projection at M = 65536, where the reference system crashed with 32-bit
+// index arithmetic: X holds 1.24e9 BF16 values (2.5e9 bytes, byte offsets past 2^31) and the
+// lifted activations 1.86e9 INT8 values (6:8). Rows are checked on a sample: the first, those
+// around the row where X's byte offset passes 2^31, and the last.
 TEST(LinearLayerLarge, Qwen25_7BDownProjectionAtM65536) {
   SLIDESPARSE_REQUIRE_GPU();
   if (query_device().memory_bytes < (std::uint64_t{24} << 30)) GTEST_SKIP() << "needs 24 GiB";
@@ -216,7 +217,9 @@ TEST(LinearLayerLarge, Qwen25_7BDownProjectionAtM65536) {
 
   const auto ref = reference_linear_sparse(tile.data(), kTile, kK, slid_matrix(packed), pattern,
                                            nullptr);
-  const std::int64_t boundary = (std::int64_t{1} << 31) / pattern.k_slide(kK);
+  const std::int64_t boundary =
+      (std::int64_t{1} << 31) / (kK * static_cast<std::int64_t>(sizeof(std::uint16_t)));
+  ASSERT_LT(boundary + 1, kM);
   std::vector<std::uint16_t> row(static_cast<std::size_t>(kN));
   for (const std::int64_t r : {std::int64_t{0}, boundary - 1, boundary, boundary + 1, kM - 1}) {
     y.download(row.data(), row.size(), static_cast<std::size_t>(r * kN));
