@@ -118,6 +118,17 @@ const AlgoTiming& best_of(const std::vector<AlgoTiming>& timings, const char* wh
                     (timings.empty() ? std::string() : ": " + timings.front().error));
 }
 
+// After a failed cell: clears a non-sticky error (a refused launch, an allocation that did
+// not fit) and says whether the CUDA context is still usable. An asynchronous kernel fault
+// (illegal address, ...) is sticky: every later CUDA call fails, so the sweep must stop.
+std::string cuda_context_lost() {
+  cudaGetLastError();
+  if (cudaDeviceSynchronize() == cudaSuccess) return "";
+  const cudaError_t sticky = cudaGetLastError();
+  if (cudaDeviceSynchronize() == cudaSuccess) return "";
+  return std::string(cudaGetErrorName(sticky)) + " (" + cudaGetErrorString(sticky) + ")";
+}
+
 int count_ok(const std::vector<AlgoTiming>& timings) {
   int n = 0;
   for (const auto& t : timings) n += t.ok ? 1 : 0;
@@ -256,104 +267,145 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
           }
           pattern_cells.push_back(c);
         }
-        if (unsupported.empty()) {
-          try {
-            if (!x) {
-              x.emplace(x_host.size());
-              x->upload(x_host.data(), x_host.size());
-              y.emplace(static_cast<std::size_t>(max_m * shape.n));
-            }
-            const std::string name = shape.model + "." + shape.layer;
-            const PackedLinear packed = pack_linear(w.data(), shape.n, shape.k, nullptr, precision,
-                                                    pattern, PruneMode::Magnitude, name, threads);
-            LinearOptions lo;
-            lo.activation = activation;
-            lo.max_m = max_m;
-            SlideSparseLinear layer(ctx, packed, lo);
-            for (Cell& c : pattern_cells) {
-              try {
-                const std::int64_t m = c.m;
-                const void* xp = x->get();
-                void* yp = y->get();
-                cudaStream_t s = stream.get();
-                // Sparse: search on the layer's own quantized lifted input.
-                layer.quantize_input(xp, m, LinearPath::Sparse, s);
-                const auto sparse = layer.search(m, LinearPath::Sparse, search, s);
-                const AlgoTiming& best_sparse = best_of(sparse, "cuSPARSELt");
-                c.sparse_algo = best_sparse.algo.to_json().dump();
-                c.sparse_candidates = count_ok(sparse);
-                c.sparse_gemm_us =
-                    opt.tune_only ? best_sparse.median_us
-                                  : time_median_us([&] { layer.run_gemm(m, LinearPath::Sparse, s); },
-                                                   s, 3, opt.reps);
-                // Dense: searched once per M, then timed on this pattern's pruned weights.
-                layer.quantize_input(xp, m, LinearPath::Dense, s);
-                if (!dense_algo.count(m)) {
-                  const auto dense = layer.search(m, LinearPath::Dense, search, s);
-                  const AlgoTiming& best_dense = best_of(dense, "cuBLASLt");
-                  dense_algo[m] = best_dense.algo;
-                  dense_search_us[m] = best_dense.median_us;
-                  dense_candidates[m] = count_ok(dense);
-                } else {
-                  layer.use_algo(m, LinearPath::Dense, dense_algo[m]);
-                }
-                c.dense_algo = dense_algo[m].to_json().dump();
-                c.dense_candidates = dense_candidates[m];
-                c.dense_gemm_us =
-                    opt.tune_only ? dense_search_us[m]
-                                  : time_median_us([&] { layer.run_gemm(m, LinearPath::Dense, s); },
-                                                   s, 3, opt.reps);
-                if (tuning) {
-                  tuning->put({"cusparselt", precision_name(precision), pattern.zeros_name(),
-                               layer.n_gemm(), layer.k_gemm(LinearPath::Sparse), m,
-                               best_sparse.algo.to_json(), c.sparse_gemm_us});
-                  tuning->put({"cublaslt", precision_name(precision), "dense", layer.n_gemm(),
-                               layer.k_gemm(LinearPath::Dense), m, dense_algo[m].to_json(),
-                               c.dense_gemm_us});
-                }
-                if (!opt.tune_only) {
-                  c.sparse_layer_us = time_median_us(
-                      [&] { layer.forward(xp, m, yp, s, LinearPath::Sparse); }, s, 3, opt.reps);
-                  c.dense_layer_us = time_median_us(
-                      [&] { layer.forward(xp, m, yp, s, LinearPath::Dense); }, s, 3, opt.reps);
-                  c.lift_us = time_median_us(
-                      [&] { layer.quantize_input(xp, m, LinearPath::Sparse, s); }, s, 3, opt.reps);
-                  const double bytes =
-                      static_cast<double>(m) *
-                      (static_cast<double>(shape.k) * 2.0 +
-                       static_cast<double>(layer.k_gemm(LinearPath::Sparse)) *
-                           static_cast<double>(dtype_size(precision_storage(precision))) + 4.0);
-                  c.lift_gbs = bytes / (c.lift_us * 1e3);
-                }
-              } catch (const std::exception& e) {
-                c.status = "failed";
-                c.error = e.what();
-                cudaGetLastError();  // a failed cell must not poison the next one
+        std::size_t finished = 0;  // cells of this pattern already in `cells` (and saved)
+        const auto finish = [&](const Cell& c) {
+          cells.push_back(c);
+          ++finished;
+          if (!opt.tune_only) emit();
+        };
+        // Records the cells not reached, saves, and stops the sweep: the GPU is unusable.
+        const auto stop_on_lost_context = [&](const std::string& lost, const std::string& where) {
+          for (std::size_t i = finished; i < pattern_cells.size(); ++i) {
+            Cell c = pattern_cells[i];
+            c.status = "failed";
+            c.error = "not run: the CUDA context was lost (" + lost + ") after " + where;
+            finish(c);
+          }
+          if (tuning) tuning->save(opt.tuning);
+          throw DeviceError("kernel sweep stopped: the CUDA context was lost (" + lost +
+                            ") after " + where + "; results so far are saved in " + folder);
+        };
+        if (!unsupported.empty()) {
+          for (const Cell& c : pattern_cells) finish(c);
+          continue;
+        }
+        std::string lost;  // set when a failure left the CUDA context unusable
+        std::string lost_where;
+        try {
+          if (!x) {
+            x.emplace(x_host.size());
+            x->upload(x_host.data(), x_host.size());
+            y.emplace(static_cast<std::size_t>(max_m * shape.n));
+          }
+          const std::string name = shape.model + "." + shape.layer;
+          const PackedLinear packed = pack_linear(w.data(), shape.n, shape.k, nullptr, precision,
+                                                  pattern, PruneMode::Magnitude, name, threads);
+          LinearOptions lo;
+          lo.activation = activation;
+          lo.max_m = max_m;
+          SlideSparseLinear layer(ctx, packed, lo);
+          for (Cell& c : pattern_cells) {
+            try {
+              const std::int64_t m = c.m;
+              const void* xp = x->get();
+              void* yp = y->get();
+              cudaStream_t s = stream.get();
+              // Sparse: search on the layer's own quantized lifted input.
+              layer.quantize_input(xp, m, LinearPath::Sparse, s);
+              const auto sparse = layer.search(m, LinearPath::Sparse, search, s);
+              const AlgoTiming& best_sparse = best_of(sparse, "cuSPARSELt");
+              c.sparse_algo = best_sparse.algo.to_json().dump();
+              c.sparse_candidates = count_ok(sparse);
+              c.sparse_gemm_us =
+                  opt.tune_only ? best_sparse.median_us
+                                : time_median_us([&] { layer.run_gemm(m, LinearPath::Sparse, s); },
+                                                 s, 3, opt.reps);
+              // Dense: searched once per M (on the first pattern's layer), then the remembered
+              // algorithm is prepared on each later layer and timed on its pruned weights.
+              layer.quantize_input(xp, m, LinearPath::Dense, s);
+              if (!dense_algo.count(m)) {
+                const auto dense = layer.search(m, LinearPath::Dense, search, s);
+                const AlgoTiming& best_dense = best_of(dense, "cuBLASLt");
+                dense_algo[m] = best_dense.algo;
+                dense_search_us[m] = best_dense.median_us;
+                dense_candidates[m] = count_ok(dense);
+              } else {
+                layer.use_algo(m, LinearPath::Dense, dense_algo[m]);
               }
-              std::printf("%-12s %-8s %-6s %-5s M=%-6lld dense %9s us  sparse %9s us  %s\n",
-                          shape.model.c_str(), shape.layer.c_str(), precision_name(precision),
-                          pattern.zeros_name().c_str(), static_cast<long long>(c.m),
-                          fmt_us(c.dense_gemm_us).c_str(), fmt_us(c.sparse_gemm_us).c_str(),
-                          c.status == "passed" ? fmt_ratio(c.dense_gemm_us / c.sparse_gemm_us).c_str()
-                                               : c.error.c_str());
-              std::fflush(stdout);
-            }
-          } catch (const std::exception& e) {
-            for (Cell& c : pattern_cells) {
+              c.dense_algo = dense_algo[m].to_json().dump();
+              c.dense_candidates = dense_candidates[m];
+              c.dense_gemm_us =
+                  opt.tune_only ? dense_search_us[m]
+                                : time_median_us([&] { layer.run_gemm(m, LinearPath::Dense, s); },
+                                                 s, 3, opt.reps);
+              if (tuning) {
+                tuning->put({"cusparselt", precision_name(precision), pattern.zeros_name(),
+                             layer.n_gemm(), layer.k_gemm(LinearPath::Sparse), m,
+                             best_sparse.algo.to_json(), c.sparse_gemm_us});
+                tuning->put({"cublaslt", precision_name(precision), "dense", layer.n_gemm(),
+                             layer.k_gemm(LinearPath::Dense), m, dense_algo[m].to_json(),
+                             c.dense_gemm_us});
+              }
+              if (!opt.tune_only) {
+                c.sparse_layer_us = time_median_us(
+                    [&] { layer.forward(xp, m, yp, s, LinearPath::Sparse); }, s, 3, opt.reps);
+                c.dense_layer_us = time_median_us(
+                    [&] { layer.forward(xp, m, yp, s, LinearPath::Dense); }, s, 3, opt.reps);
+                c.lift_us = time_median_us(
+                    [&] { layer.quantize_input(xp, m, LinearPath::Sparse, s); }, s, 3, opt.reps);
+                // Bytes the kernel must move: X read once (BF16/F16), the lifted row written
+                // at its padded width, and one float scale per token where it quantizes.
+                const double scale_bytes = precision_is_quantized(precision) ? 4.0 : 0.0;
+                const double bytes =
+                    static_cast<double>(m) *
+                    (static_cast<double>(shape.k) * static_cast<double>(dtype_size(activation)) +
+                     static_cast<double>(layer.k_gemm(LinearPath::Sparse)) *
+                         static_cast<double>(dtype_size(precision_storage(precision))) +
+                     scale_bytes);
+                c.lift_gbs = bytes / (c.lift_us * 1e3);
+              }
+            } catch (const std::exception& e) {
               c.status = "failed";
               c.error = e.what();
+              lost = cuda_context_lost();
             }
-            cudaGetLastError();
-            std::printf("%s %s %s: failed: %s\n", shape.model.c_str(), shape.layer.c_str(),
-                        pattern.zeros_name().c_str(), e.what());
+            std::printf("%-12s %-8s %-6s %-5s M=%-6lld dense %9s us  sparse %9s us  %s\n",
+                        shape.model.c_str(), shape.layer.c_str(), precision_name(precision),
+                        pattern.zeros_name().c_str(), static_cast<long long>(c.m),
+                        fmt_us(c.dense_gemm_us).c_str(), fmt_us(c.sparse_gemm_us).c_str(),
+                        c.status == "passed" ? fmt_ratio(c.dense_gemm_us / c.sparse_gemm_us).c_str()
+                                             : c.error.c_str());
+            std::fflush(stdout);
+            finish(c);
+            if (!lost.empty()) {
+              lost_where = shape.model + " " + shape.layer + " " + pattern.zeros_name() +
+                           " M=" + std::to_string(c.m);
+              break;
+            }
           }
+        } catch (const std::exception& e) {
+          // The layer could not be built (out of memory, unsupported shape): every cell of
+          // this pattern not yet recorded fails with its error.
+          for (std::size_t i = finished; i < pattern_cells.size(); ++i) {
+            Cell c = pattern_cells[i];
+            c.status = "failed";
+            c.error = e.what();
+            finish(c);
+          }
+          lost = cuda_context_lost();
+          lost_where = shape.model + " " + shape.layer + " " + pattern.zeros_name();
+          std::printf("%s %s %s: failed: %s\n", shape.model.c_str(), shape.layer.c_str(),
+                      pattern.zeros_name().c_str(), e.what());
         }
-        cells.insert(cells.end(), pattern_cells.begin(), pattern_cells.end());
-        if (!opt.tune_only) emit();
+        if (!lost.empty()) stop_on_lost_context(lost, lost_where);
       }
     }
-    if (tuning) tuning->save(opt.tuning);
-    std::printf("wrote %s/kernel_bench.csv and kernel_bench.md\n", folder.c_str());
+    if (tuning) {
+      tuning->save(opt.tuning);
+      std::printf("saved the tuning database %s\n", opt.tuning.c_str());
+    }
+    if (!opt.tune_only)
+      std::printf("wrote %s/kernel_bench.csv and kernel_bench.md\n", folder.c_str());
   }
 }
 
