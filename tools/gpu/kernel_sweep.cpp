@@ -99,7 +99,7 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24
           fmt_ratio(layer_speedup),
           fmt_ratio(c.sparse_layer_us / c.sparse_gemm_us - 1.0),
           fmt_us(c.lift_us),
-          format_double(c.lift_gbs, 1),
+          std::isnan(c.lift_gbs) ? std::string() : format_double(c.lift_gbs, 1),
           fmt_ratio(c.lift_gbs / copy_gbs),
           format_double(copy_gbs, 1),
           c.dense_algo,
