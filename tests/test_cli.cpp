@@ -140,6 +140,36 @@ TEST_F(CliTest, ConvertVerifyInspectDemo) {
   EXPECT_NE(run("verify '" + out_dir_ + "'").out.find("FP8E4M3"), std::string::npos);
 }
 
+// `run` on the tiny Llama checkpoint generates the greedy tokens the independent numpy
+// forward recorded (tests/data/models/llama-tiny/expected_logits.json), for a batch of two.
+TEST_F(CliTest, RunGeneratesTheReferenceGreedyTokens) {
+  const std::string model = std::string(SLIDESPARSE_TEST_DATA_DIR) + "/models/llama-tiny";
+  const RunResult result =
+      run("run '" + model + "' --prompt-ids 1,17,42,99,5,63,120 --prompt-ids 3,3,3 --max-new 8");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "121 121 121 121 121 121 121 121\n13 13 13 124 124 124 117 117\n");
+}
+
+// Slid at load: the SlideSparse linears and their dense baseline generate the same tokens.
+TEST_F(CliTest, RunSparseAndDenseLinearsAgree) {
+  const std::string model = std::string(SLIDESPARSE_TEST_DATA_DIR) + "/models/qwen2-tiny";
+  const std::string args = "run '" + model + "' --prompt-ids 1,17,42,99,5,63,120 --max-new 8 "
+                           "--pattern 6:8 --dtype int8 --path ";
+  const RunResult sparse = run(args + "sparse");
+  const RunResult dense = run(args + "dense");
+  ASSERT_EQ(sparse.exit_code, 0) << sparse.err;
+  ASSERT_EQ(dense.exit_code, 0) << dense.err;
+  EXPECT_EQ(sparse.out, dense.out);
+  EXPECT_NE(sparse.err.find("SlideSparse 6:8 (2_8) INT8"), std::string::npos) << sparse.err;
+}
+
+TEST_F(CliTest, RunRejectsATokenOutsideTheVocabulary) {
+  const std::string model = std::string(SLIDESPARSE_TEST_DATA_DIR) + "/models/llama-tiny";
+  const RunResult result = run("run '" + model + "' --prompt-ids 1,999 --max-new 2");
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.err.find("token id 999"), std::string::npos) << result.err;
+}
+
 TEST_F(CliTest, BadArgumentsFailWithOneLine) {
   write_good();
   expect_clean_failure(run(convert_args("--prune sometimes")), {"sometimes"});

@@ -12,6 +12,7 @@ void add_verify_command(CLI::App& app);      // cmd_convert.cpp
 void add_inspect_command(CLI::App& app);     // cmd_inspect.cpp
 void add_make_model_command(CLI::App& app);  // cmd_make_model.cpp
 void add_demo_command(CLI::App& app);        // cmd_demo.cpp
+void add_run_command(CLI::App& app);         // cmd_run.cpp
 void add_pipeline_command(CLI::App& app);    // cmd_pipeline.cpp
 void add_report_command(CLI::App& app);      // cmd_report.cpp
 

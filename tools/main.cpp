@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   cli::add_inspect_command(app);
   cli::add_make_model_command(app);
   cli::add_demo_command(app);
+  cli::add_run_command(app);
   cli::add_pipeline_command(app);
   cli::add_report_command(app);
 #ifdef SLIDESPARSE_HAVE_CUDA

@@ -1,0 +1,101 @@
+// `slidesparse run MODEL --prompt-ids 1,2,3 --max-new N`: greedy generation, printing the
+// generated ids. This build runs the CPU reference forward (float32; the GPU runner is not
+// here yet); with --pattern and --dtype every linear is pruned, quantized and slid at load
+// and computed by the CPU reference of the SlideSparse linear (or its dense baseline).
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "slidesparse/checkpoint.hpp"
+#include "slidesparse/converted_checkpoint.hpp"
+#include "slidesparse/error.hpp"
+#include "slidesparse/model/reference_forward.hpp"
+
+namespace slidesparse::cli {
+
+namespace {
+struct RunArgs {
+  std::string model_dir;
+  std::vector<std::string> prompts;  // each "1,2,3"
+  int max_new = 16;
+  std::string pattern, dtype, prune = "magnitude", path = "sparse";
+};
+
+std::vector<int> parse_ids(const std::string& text) {
+  std::vector<int> ids;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    std::size_t used = 0;
+    long value = -1;
+    try {
+      value = std::stol(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || value < 0 || value > 0x7FFFFFFF)
+      throw InvalidArgument("--prompt-ids: '" + item + "' is not a token id (in '" + text + "')");
+    ids.push_back(static_cast<int>(value));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return ids;
+}
+
+void run(const RunArgs& args) {
+  if (args.max_new < 0) throw InvalidArgument("--max-new must be >= 0");
+  if (args.pattern.empty() != args.dtype.empty())
+    throw InvalidArgument("--pattern and --dtype go together");
+  const Checkpoint checkpoint = Checkpoint::open(args.model_dir);
+  if (is_converted_config(checkpoint.config()))
+    throw InvalidArgument(args.model_dir +
+                          " is a converted SlideSparse checkpoint; this build's CPU runner loads "
+                          "Hugging Face checkpoints (use --pattern/--dtype to slide at load)");
+  const ModelConfig config = model_config(checkpoint);
+  HostModelWeights weights = HostModelWeights::load(checkpoint, config);
+  LinearFn linears;
+  std::string mode = "float32 linears";
+  if (!args.pattern.empty()) {
+    const Pattern pattern = Pattern::parse(args.pattern);
+    const Precision precision = parse_precision(args.dtype);
+    if (args.path != "sparse" && args.path != "dense")
+      throw InvalidArgument("--path must be sparse or dense, not '" + args.path + "'");
+    const bool sparse = args.path == "sparse";
+    linears = packed_reference_linears(weights, pattern, precision, parse_prune_mode(args.prune),
+                                       sparse ? ReferenceLinearPath::Sparse
+                                              : ReferenceLinearPath::Dense);
+    mode = std::string(sparse ? "SlideSparse " : "dense ") + pattern.display_name() + " " +
+           precision_label(precision) + " linears";
+  }
+  std::vector<std::vector<int>> prompts;
+  for (const auto& p : args.prompts) prompts.push_back(parse_ids(p));
+  std::fprintf(stderr, "%s: %s, CPU reference forward (%s)\n", args.model_dir.c_str(),
+               architecture_name(config.architecture), mode.c_str());
+  ReferenceModel model(config, std::move(weights), std::move(linears));
+  const auto generated = model.generate_greedy(prompts, args.max_new);
+  for (const auto& ids : generated) {
+    for (std::size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
+    std::printf("\n");
+  }
+}
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Greedy generation; prints the generated token ids");
+  cmd->add_option("MODEL", args->model_dir, "Hugging Face checkpoint directory")->required();
+  cmd->add_option("--prompt-ids", args->prompts, "Comma-separated token ids (repeat for a batch)")
+      ->required();
+  cmd->add_option("--max-new", args->max_new, "Tokens to generate per prompt")->capture_default_str();
+  cmd->add_option("--pattern", args->pattern, "Prune and slide every linear at load (e.g. 6:8)");
+  cmd->add_option("--dtype", args->dtype, "int8, fp8 or bf16 linears (with --pattern)");
+  cmd->add_option("--prune", args->prune, "magnitude or none")->capture_default_str();
+  cmd->add_option("--path", args->path, "sparse (slid) or dense (baseline) linears")
+      ->capture_default_str();
+  cmd->callback([args]() { run(*args); });
+}
+
+}  // namespace slidesparse::cli
