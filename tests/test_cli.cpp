@@ -20,11 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::TempDir;
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using test::read_all;
 
 // The line of `text` that starts with `start` ("" if none).
 std::string line_starting(const std::string& text, const std::string& start) {

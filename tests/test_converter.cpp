@@ -21,12 +21,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::TempDir;
+using test::read_all;
 using test::TinyTensor;
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // Slots that hold no value come back from un-sliding as +0 (slide.hpp): compare values with
 // every zero made +0.

@@ -18,11 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::TempDir;
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using test::read_all;
 
 std::vector<std::string> entries(const std::string& dir) {
   std::vector<std::string> names;

@@ -15,6 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::safetensors_bytes;
 using test::TempDir;
+using test::read_all;
 using test::write_bytes;
 
 const std::string kReferenceFile =
@@ -31,11 +32,6 @@ T load(const std::uint8_t* p, std::size_t index) {
   T value;
   std::memcpy(&value, p + index * sizeof(T), sizeof(T));
   return value;
-}
-
-std::string read_all(const std::string& path) {
-  const MappedFile f = MappedFile::open(path);
-  return std::string(reinterpret_cast<const char*>(f.data()), f.size());
 }
 
 // ---- round trips ----------------------------------------------------------------------

@@ -16,6 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::TempDir;
+using test::read_all;
 
 // Small dimensions, the real structure of each family.
 ModelPreset tiny(Architecture arch) {
@@ -47,11 +48,6 @@ std::vector<float> values(const Checkpoint& ckpt, const std::string& name) {
     out[i] = bf16_to_float(bits);
   }
   return out;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 class SyntheticPerArchitecture : public testing::TestWithParam<Architecture> {};

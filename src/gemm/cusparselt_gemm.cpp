@@ -169,12 +169,12 @@ class CusparseLtGemm final : public Gemm {
   DType output_type() const override { return gemm_output_type(precision_, kind()); }
 
   void prepare(std::int64_t m, const GemmAlgo& algo) override {
-    plans_.prepare(m, algo, label_, builder_);
+    plans_.prepare(m, algo);
   }
 
   void run(const void* x, void* acc, std::int64_t m, cudaStream_t stream) override {
     gemm_detail::check_run_arguments(kind(), x, acc, m);
-    auto& plan = plans_.for_run(m, label_, builder_);
+    auto& plan = plans_.for_run(m);
     launch(plan, x, acc, m, stream);
   }
 
@@ -324,11 +324,9 @@ class CusparseLtGemm final : public Gemm {
   SpMatDescriptor weight_;  // W as [K×N], ld K, structured
   DeviceAllocation compressed_;
   DeviceAllocation x_stage_, acc_stage_;  // for an M that is not a multiple of m_multiple_
-  gemm_detail::PlanCache<SpPlan> plans_;
-  // Callables for the plan cache: the name only when a message needs it, and the builder.
-  std::function<std::string()> label_ = [this] { return label(); };
-  std::function<std::unique_ptr<SpPlan>(std::int64_t, const GemmAlgo&)> builder_ =
-      [this](std::int64_t m, const GemmAlgo& algo) { return build_plan(m, algo); };
+  gemm_detail::PlanCache<SpPlan> plans_{
+      [this] { return label(); },
+      [this](std::int64_t m, const GemmAlgo& algo) { return build_plan(m, algo); }};
 };
 
 }  // namespace

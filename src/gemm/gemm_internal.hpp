@@ -104,29 +104,31 @@ void sort_timings(std::vector<AlgoTiming>& timings);
 void warn_unprepared_once(bool& warned, const std::string& label, std::int64_t m);
 
 // The per-M plans of one Gemm (a Plan has a `GemmAlgo choice`). prepare() builds them, off
-// the hot path; for_run() is a hash lookup unless M was never prepared. `label` is a callable
-// returning the Gemm's name, so no string is built on the hot path.
+// the hot path; for_run() is a hash lookup unless M was never prepared.
 template <class Plan>
 class PlanCache {
  public:
-  template <class Build, class Label>
-  Plan& prepare(std::int64_t m, const GemmAlgo& algo, const Label& label, const Build& build) {
-    if (m <= 0) throw InvalidArgument(label() + ": prepare with M = " + std::to_string(m));
+  using Label = std::function<std::string()>;
+  using Build = std::function<std::unique_ptr<Plan>(std::int64_t m, const GemmAlgo& algo)>;
+  // `label` names the Gemm in messages (called only when one is needed); `build` makes a plan.
+  PlanCache(Label label, Build build) : label_(std::move(label)), build_(std::move(build)) {}
+
+  Plan& prepare(std::int64_t m, const GemmAlgo& algo) {
+    if (m <= 0) throw InvalidArgument(label_() + ": prepare with M = " + std::to_string(m));
     const auto it = plans_.find(m);
     if (it != plans_.end() && it->second->choice == algo) return *it->second;
-    std::unique_ptr<Plan> plan = build(m, algo);  // a failed build keeps the old plan
+    std::unique_ptr<Plan> plan = build_(m, algo);  // a failed build keeps the old plan
     std::unique_ptr<Plan>& slot = plans_[m];
     slot = std::move(plan);
     return *slot;
   }
 
   // The plan for M; the library default (warned about once) where M was never prepared.
-  template <class Build, class Label>
-  Plan& for_run(std::int64_t m, const Label& label, const Build& build) {
+  Plan& for_run(std::int64_t m) {
     const auto it = plans_.find(m);
     if (it != plans_.end()) return *it->second;
-    warn_unprepared_once(warned_unprepared_, label(), m);
-    return prepare(m, GemmAlgo{}, label, build);
+    warn_unprepared_once(warned_unprepared_, label_(), m);
+    return prepare(m, GemmAlgo{});
   }
 
   std::optional<GemmAlgo> algo(std::int64_t m) const {
@@ -137,6 +139,8 @@ class PlanCache {
   std::size_t size() const { return plans_.size(); }
 
  private:
+  Label label_;
+  Build build_;
   std::unordered_map<std::int64_t, std::unique_ptr<Plan>> plans_;
   bool warned_unprepared_ = false;
 };
