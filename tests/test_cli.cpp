@@ -19,8 +19,8 @@ namespace slidesparse {
 namespace {
 
 namespace fs = std::filesystem;
-using test::TempDir;
 using test::read_all;
+using test::TempDir;
 
 // The line of `text` that starts with `start` ("" if none).
 std::string line_starting(const std::string& text, const std::string& start) {
@@ -149,7 +149,8 @@ TEST_F(CliTest, RunGeneratesTheReferenceGreedyTokens) {
 // Slid at load: the SlideSparse linears and their dense baseline generate the same tokens.
 TEST_F(CliTest, RunSparseAndDenseLinearsAgree) {
   const std::string model = std::string(SLIDESPARSE_TEST_DATA_DIR) + "/models/qwen2-tiny";
-  const std::string args = "run '" + model + "' --prompt-ids 1,17,42,99,5,63,120 --max-new 8 "
+  const std::string args = "run '" + model +
+                           "' --prompt-ids 1,17,42,99,5,63,120 --max-new 8 "
                            "--pattern 6:8 --dtype int8 --path ";
   const RunResult sparse = run(args + "sparse");
   const RunResult dense = run(args + "dense");

@@ -20,8 +20,8 @@ namespace slidesparse {
 namespace {
 
 namespace fs = std::filesystem;
-using test::TempDir;
 using test::read_all;
+using test::TempDir;
 using test::TinyTensor;
 
 // Slots that hold no value come back from un-sliding as +0 (slide.hpp): compare values with

@@ -17,8 +17,8 @@ namespace slidesparse {
 namespace {
 
 namespace fs = std::filesystem;
-using test::TempDir;
 using test::read_all;
+using test::TempDir;
 
 std::vector<std::string> entries(const std::string& dir) {
   std::vector<std::string> names;

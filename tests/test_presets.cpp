@@ -173,8 +173,8 @@ TEST(Presets, FromConfigDefaultsAndErrors) {
   wrong_type["tie_word_embeddings"] = "yes";
   EXPECT_THROW(preset_from_config(wrong_type, "m/config.json"), FormatError);
   auto deep = minimal;
-  deep["rope_scaling"] = nlohmann::json::parse(std::string(1'000'000, '[') +
-                                               std::string(1'000'000, ']'));
+  deep["rope_scaling"] =
+      nlohmann::json::parse(std::string(1'000'000, '[') + std::string(1'000'000, ']'));
   EXPECT_THROW(preset_from_config(deep, "m/config.json"), FormatError);
   deep["rope_scaling"] = {{"factor", {{"nested", 1}}}};
   EXPECT_THROW(preset_from_config(deep, "m/config.json"), FormatError);

@@ -13,9 +13,9 @@ namespace slidesparse {
 namespace {
 
 namespace fs = std::filesystem;
+using test::read_all;
 using test::safetensors_bytes;
 using test::TempDir;
-using test::read_all;
 using test::write_bytes;
 
 const std::string kReferenceFile =

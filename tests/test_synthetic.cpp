@@ -15,8 +15,8 @@ namespace slidesparse {
 namespace {
 
 namespace fs = std::filesystem;
-using test::TempDir;
 using test::read_all;
+using test::TempDir;
 
 // Small dimensions, the real structure of each family.
 ModelPreset tiny(Architecture arch) {

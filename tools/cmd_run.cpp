@@ -64,9 +64,9 @@ void run(const RunArgs& args) {
     if (args.path != "sparse" && args.path != "dense")
       throw InvalidArgument("--path must be sparse or dense, not '" + args.path + "'");
     const bool sparse = args.path == "sparse";
-    linears = packed_reference_linears(weights, pattern, precision, parse_prune_mode(args.prune),
-                                       sparse ? ReferenceLinearPath::Sparse
-                                              : ReferenceLinearPath::Dense);
+    linears =
+        packed_reference_linears(weights, pattern, precision, parse_prune_mode(args.prune),
+                                 sparse ? ReferenceLinearPath::Sparse : ReferenceLinearPath::Dense);
     mode = std::string(sparse ? "SlideSparse " : "dense ") + pattern.display_name() + " " +
            precision_label(precision) + " linears";
   }
@@ -89,7 +89,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("MODEL", args->model_dir, "Hugging Face checkpoint directory")->required();
   cmd->add_option("--prompt-ids", args->prompts, "Comma-separated token ids (repeat for a batch)")
       ->required();
-  cmd->add_option("--max-new", args->max_new, "Tokens to generate per prompt")->capture_default_str();
+  cmd->add_option("--max-new", args->max_new, "Tokens to generate per prompt")
+      ->capture_default_str();
   cmd->add_option("--pattern", args->pattern, "Prune and slide every linear at load (e.g. 6:8)");
   cmd->add_option("--dtype", args->dtype, "int8, fp8 or bf16 linears (with --pattern)");
   cmd->add_option("--prune", args->prune, "magnitude or none")->capture_default_str();

@@ -25,9 +25,9 @@ enum class Precision : std::uint8_t { INT8, FP8, BF16, FP16 };
 
 // "int8", "fp8", "bf16", "fp16" (also accepts "fp8e4m3", upper case).
 Precision parse_precision(const std::string& name);
-const char* precision_name(Precision p);            // "int8", "fp8", "bf16", "fp16"
-const char* precision_label(Precision p);           // "INT8", "FP8E4M3", "BF16", "FP16" (folder names)
-DType precision_storage(Precision p);               // I8, F8_E4M3, BF16, F16
-bool precision_is_quantized(Precision p);           // INT8 and FP8
+const char* precision_name(Precision p);   // "int8", "fp8", "bf16", "fp16"
+const char* precision_label(Precision p);  // "INT8", "FP8E4M3", "BF16", "FP16" (folder names)
+DType precision_storage(Precision p);      // I8, F8_E4M3, BF16, F16
+bool precision_is_quantized(Precision p);  // INT8 and FP8
 
 }  // namespace slidesparse

@@ -14,8 +14,8 @@ struct DTypeInfo {
   std::size_t size;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::BF16, "BF16", 2}, {DType::F16, "F16", 2}, {DType::F32, "F32", 4},
-    {DType::I8, "I8", 1},     {DType::U8, "U8", 1},   {DType::I32, "I32", 4},
+    {DType::BF16, "BF16", 2}, {DType::F16, "F16", 2},         {DType::F32, "F32", 4},
+    {DType::I8, "I8", 1},     {DType::U8, "U8", 1},           {DType::I32, "I32", 4},
     {DType::I64, "I64", 8},   {DType::F8_E4M3, "F8_E4M3", 1},
 };
 

@@ -31,7 +31,8 @@ Pattern Pattern::parse(const std::string& text) {
   const auto underscore = text.find('_');
   int a = 0, b = 0;
   if (colon != std::string::npos) {
-    if (!parse_int(text.substr(0, colon), a) || !parse_int(text.substr(colon + 1), b)) bad_pattern(text);
+    if (!parse_int(text.substr(0, colon), a) || !parse_int(text.substr(colon + 1), b))
+      bad_pattern(text);
     if (!valid_length(b) || a != b - 2) bad_pattern(text);
     return from_length(b);
   }

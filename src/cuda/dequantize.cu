@@ -1,7 +1,7 @@
 // Memory-bound epilogue: each thread owns 8 consecutive columns (16-byte acc loads:
-// two for 32-bit accumulators, one for 16-bit ones; one 16-byte y store), keeps their scale_w and bias in registers, and walks
-// down the rows with a grid-stride loop, so gridDim.y stays under its 65535 limit
-// for any m and every row offset is 64-bit.
+// two for 32-bit accumulators, one for 16-bit ones; one 16-byte y store), keeps their scale_w and
+// bias in registers, and walks down the rows with a grid-stride loop, so gridDim.y stays under its
+// 65535 limit for any m and every row offset is 64-bit.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -106,10 +106,14 @@ const std::array<std::array<DequantizeKernel, 2>, 4> kDequantizeKernels = {{
 
 int acc_index(DType acc_type) {
   switch (acc_type) {
-    case DType::I32: return 0;
-    case DType::F32: return 1;
-    case DType::BF16: return 2;
-    default: return 3;  // F16
+    case DType::I32:
+      return 0;
+    case DType::F32:
+      return 1;
+    case DType::BF16:
+      return 2;
+    default:
+      return 3;  // F16
   }
 }
 

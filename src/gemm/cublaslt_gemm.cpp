@@ -2,8 +2,8 @@
 // D[N×M] = op(A)·B with A = W as [K×N] (ld K, op T) and B = X as [K×M] (ld K, op N), the "TN"
 // form that IMMA (INT8) and FP8 kernels require on Hopper.
 #include <cstring>
-#include <iterator>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <unordered_map>
 
@@ -168,16 +168,13 @@ class CublasLtGemm final : public Gemm {
   std::int64_t k() const override { return k_; }
   DType output_type() const override { return gemm_output_type(precision_, kind()); }
 
-  void prepare(std::int64_t m, const GemmAlgo& algo) override {
-    plans_.prepare(m, algo);
-  }
+  void prepare(std::int64_t m, const GemmAlgo& algo) override { plans_.prepare(m, algo); }
 
   void run(const void* x, void* acc, std::int64_t m, cudaStream_t stream) override {
     gemm_detail::check_run_arguments(kind(), x, acc, m);
     auto& plan = plans_.for_run(m);
     launch(plan, x, acc, stream);
   }
-
 
   std::vector<AlgoTiming> search(std::int64_t m, const void* x, void* acc, cudaStream_t stream,
                                  const SearchOptions& options) override {
@@ -236,7 +233,6 @@ class CublasLtGemm final : public Gemm {
 
  private:
   std::string label() const { return gemm_detail::gemm_label(kind(), precision_, n_, k_); }
-
 
   std::vector<cublasLtMatmulHeuristicResult_t> heuristic(const LtPlan& shape, std::int64_t m,
                                                          int count) const {

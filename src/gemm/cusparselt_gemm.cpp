@@ -168,16 +168,13 @@ class CusparseLtGemm final : public Gemm {
   std::int64_t k() const override { return k_; }
   DType output_type() const override { return gemm_output_type(precision_, kind()); }
 
-  void prepare(std::int64_t m, const GemmAlgo& algo) override {
-    plans_.prepare(m, algo);
-  }
+  void prepare(std::int64_t m, const GemmAlgo& algo) override { plans_.prepare(m, algo); }
 
   void run(const void* x, void* acc, std::int64_t m, cudaStream_t stream) override {
     gemm_detail::check_run_arguments(kind(), x, acc, m);
     auto& plan = plans_.for_run(m);
     launch(plan, x, acc, m, stream);
   }
-
 
   std::vector<AlgoTiming> search(std::int64_t m, const void* x, void* acc, cudaStream_t stream,
                                  const SearchOptions& options) override {
@@ -243,7 +240,6 @@ class CusparseLtGemm final : public Gemm {
 
  private:
   std::string label() const { return gemm_detail::gemm_label(kind(), precision_, n_, k_); }
-
 
   // A window of 4 along K with 3 or 4 non-zeros would be compressed silently into wrong values.
   void check_two_to_four(const void* w_device) const {

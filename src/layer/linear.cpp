@@ -46,9 +46,12 @@ DeviceBuffer<float> upload(const std::vector<float>& host) {
 
 const char* linear_path_name(LinearPath path) {
   switch (path) {
-    case LinearPath::Auto: return "auto";
-    case LinearPath::Sparse: return "sparse";
-    case LinearPath::Dense: return "dense";
+    case LinearPath::Auto:
+      return "auto";
+    case LinearPath::Sparse:
+      return "sparse";
+    case LinearPath::Dense:
+      return "dense";
   }
   return "?";
 }
@@ -85,14 +88,15 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
       weights.scale.size() != static_cast<std::size_t>(n_))
     throw InvalidArgument("linear layer weights hold " + std::to_string(weights.weight.size()) +
                           " bytes and " + std::to_string(weights.scale.size()) +
-                          " scales for N = " + std::to_string(n_) + ", K_slide = " +
-                          std::to_string(weights.k_slide()));
+                          " scales for N = " + std::to_string(n_) +
+                          ", K_slide = " + std::to_string(weights.k_slide()));
   if (options.build_sparse) {
-    const auto padded = pad_matrix(weights.weight.data(), n_, weights.k_slide(), n_gemm_,
-                                   k_gemm_sparse_, element);
+    const auto padded =
+        pad_matrix(weights.weight.data(), n_, weights.k_slide(), n_gemm_, k_gemm_sparse_, element);
     const auto device = upload(padded);  // compressed by the Gemm, then freed here
     sparse_ = make_cusparselt_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get());
-    q_sparse_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_sparse_) * element);
+    q_sparse_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_sparse_) *
+                                           element);
     q_sparse_.fill_zero(nullptr);
   }
   if (options.build_dense) {
@@ -101,7 +105,8 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     dense_weight_bytes_ = padded.size();
     const auto device = upload(padded);
     dense_ = make_cublaslt_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get());
-    q_dense_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_dense_) * element);
+    q_dense_ =
+        DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_dense_) * element);
     q_dense_.fill_zero(nullptr);
   }
   scale_w_ = upload(weights.scale);
@@ -126,7 +131,6 @@ std::int64_t SlideSparseLinear::k_gemm(LinearPath path) const {
   return resolve(1, path) == LinearPath::Sparse ? k_gemm_sparse_ : k_gemm_dense_;
 }
 
-
 const void* SlideSparseLinear::gemm_input(LinearPath path) const {
   return resolve(1, path) == LinearPath::Sparse ? q_sparse_.get() : q_dense_.get();
 }
@@ -141,8 +145,8 @@ LinearPath SlideSparseLinear::resolve(std::int64_t m, LinearPath path) const {
   if (!dense_ || !tuning_ || tuning_->stale()) return LinearPath::Sparse;
   const auto sparse = tuning_->lookup("cusparselt", precision_name(precision_),
                                       pattern_.zeros_name(), n_gemm_, k_gemm_sparse_, m);
-  const auto dense = tuning_->lookup("cublaslt", precision_name(precision_), "dense", n_gemm_,
-                                     k_gemm_dense_, m);
+  const auto dense =
+      tuning_->lookup("cublaslt", precision_name(precision_), "dense", n_gemm_, k_gemm_dense_, m);
   // Never slower than dense: where dense measured faster for this M bucket, dispatch dense.
   if (sparse && dense && dense->time_us < sparse->time_us) return LinearPath::Dense;
   return LinearPath::Sparse;
@@ -162,7 +166,8 @@ std::vector<AlgoTiming> SlideSparseLinear::search(std::int64_t m, LinearPath pat
                                                   cudaStream_t stream) {
   const LinearPath resolved = resolve(m, path);
   Gemm& gemm = gemm_for(resolved);
-  auto timings = gemm.search(m_gemm(m, resolved), gemm_input(resolved), acc_.get(), stream, options);
+  auto timings =
+      gemm.search(m_gemm(m, resolved), gemm_input(resolved), acc_.get(), stream, options);
   for (const auto& t : timings) {
     if (!t.ok) continue;
     gemm.prepare(m_gemm(m, resolved), t.algo);
@@ -184,19 +189,19 @@ void SlideSparseLinear::prepare(const std::vector<std::int64_t>& ms) {
       GemmAlgo algo;  // library default unless the database has a measured choice
       if (tuning_ && !tuning_->stale()) {
         const bool sparse = path == LinearPath::Sparse;
-        const auto entry = tuning_->lookup(sparse ? "cusparselt" : "cublaslt",
-                                           precision_name(precision_),
-                                           sparse ? pattern_.zeros_name() : "dense", n_gemm_,
-                                           k_gemm(path), m);
+        const auto entry =
+            tuning_->lookup(sparse ? "cusparselt" : "cublaslt", precision_name(precision_),
+                            sparse ? pattern_.zeros_name() : "dense", n_gemm_, k_gemm(path), m);
         if (entry) algo = GemmAlgo::from_json(entry->algo);
       }
       try {
         use_algo(m, path, algo);
       } catch (const DeviceError& e) {
         // The nearest bucket's algorithm may not run this M: the library default always does.
-        std::fprintf(stderr, "slidesparse: warning: tuned %s algorithm for M=%lld failed (%s); "
-                     "using the library default\n", linear_path_name(path),
-                     static_cast<long long>(m), e.what());
+        std::fprintf(stderr,
+                     "slidesparse: warning: tuned %s algorithm for M=%lld failed (%s); "
+                     "using the library default\n",
+                     linear_path_name(path), static_cast<long long>(m), e.what());
         use_algo(m, path, GemmAlgo{});
       }
     }
@@ -210,8 +215,8 @@ void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath
     quantize_lift_per_token(x, activation_, m, k_, k_, pattern_, precision_, q_sparse_.get(),
                             k_gemm_sparse_, scales, stream);
   } else {
-    quantize_per_token(x, activation_, m, k_, k_, precision_, q_dense_.get(), k_gemm_dense_,
-                       scales, stream);
+    quantize_per_token(x, activation_, m, k_, k_, precision_, q_dense_.get(), k_gemm_dense_, scales,
+                       stream);
   }
 }
 
@@ -225,15 +230,14 @@ void SlideSparseLinear::dequantize(std::int64_t m, void* y, LinearPath path, cud
   const bool quantized = precision_is_quantized(precision_);
   dequantize_output(acc_.get(), gemm.output_type(), m, n_, n_gemm_,
                     quantized ? scale_x_.get() : nullptr, quantized ? scale_w_.get() : nullptr,
-                    has_bias_ ? bias_.get() : nullptr,
-                    activation_, y, n_, stream);
+                    has_bias_ ? bias_.get() : nullptr, activation_, y, n_, stream);
 }
 
 void SlideSparseLinear::forward(const void* x, std::int64_t m, void* y, cudaStream_t stream,
                                 LinearPath path) {
   if (m <= 0 || m > max_m_)
-    throw InvalidArgument("linear layer called with M = " + std::to_string(m) +
-                          " outside [1, " + std::to_string(max_m_) + "] it was built for");
+    throw InvalidArgument("linear layer called with M = " + std::to_string(m) + " outside [1, " +
+                          std::to_string(max_m_) + "] it was built for");
   const LinearPath resolved = resolve(m, path);
   quantize_input(x, m, resolved, stream);
   run_gemm(m, resolved, stream);

@@ -2,8 +2,6 @@
 
 #include <toml++/toml.h>
 
-#include "slidesparse/presets.hpp"
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -15,6 +13,7 @@
 #include <sstream>
 
 #include "slidesparse/error.hpp"
+#include "slidesparse/presets.hpp"
 
 namespace slidesparse::pipeline {
 

@@ -29,8 +29,8 @@ constexpr double kFloatTolerance = 1e-2;
 
 struct Problem {
   std::int64_t m, n, k;
-  std::vector<float> w, bias, x;          // x holds values exactly representable in `activation`
-  std::vector<std::uint16_t> x_bits;      // X as BF16/F16 bits
+  std::vector<float> w, bias, x;      // x holds values exactly representable in `activation`
+  std::vector<std::uint16_t> x_bits;  // X as BF16/F16 bits
 };
 
 DType activation_for(Precision p) { return p == Precision::FP16 ? DType::F16 : DType::BF16; }
@@ -119,9 +119,8 @@ TEST_P(LinearLayerTest, SparseAndDensePathsEqualTheCpuReference) {
   // Ragged K (not a multiple of L, 8 or 16) and N (not a multiple of 32); M = 1 included.
   for (const auto& [n, k] : {std::pair<std::int64_t, std::int64_t>{96, 100}, {50, 200}}) {
     const Problem big = make_problem(300, n, k, activation, static_cast<std::uint64_t>(n * k));
-    const PackedLinear packed =
-        pack_linear(big.w.data(), n, k, big.bias.data(), precision, pattern, PruneMode::Magnitude,
-                    "test.weight");
+    const PackedLinear packed = pack_linear(big.w.data(), n, k, big.bias.data(), precision, pattern,
+                                            PruneMode::Magnitude, "test.weight");
     LinearOptions options;
     options.activation = activation;
     options.max_m = 300;
@@ -134,10 +133,10 @@ TEST_P(LinearLayerTest, SparseAndDensePathsEqualTheCpuReference) {
       const std::string what = std::string(precision_name(precision)) + " " + pattern_name +
                                " N=" + std::to_string(n) + " K=" + std::to_string(k) +
                                " M=" + std::to_string(m);
-      const auto ref_sparse = reference_linear_sparse(p.x.data(), m, k, slid_matrix(packed),
-                                                      pattern, p.bias.data());
-      const auto ref_dense = reference_linear_dense(p.x.data(), m, dense_matrix(packed),
-                                                    p.bias.data());
+      const auto ref_sparse =
+          reference_linear_sparse(p.x.data(), m, k, slid_matrix(packed), pattern, p.bias.data());
+      const auto ref_dense =
+          reference_linear_dense(p.x.data(), m, dense_matrix(packed), p.bias.data());
       const auto sparse = run_layer(layer, p, LinearPath::Sparse);
       const auto dense = run_layer(layer, p, LinearPath::Dense);
       expect_matches(sparse, ref_sparse, activation, precision, what + " sparse");
@@ -157,7 +156,8 @@ std::vector<LinearCase> all_cases() {
   return cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(AllPrecisionsAndPatterns, LinearLayerTest, ::testing::ValuesIn(all_cases()),
+INSTANTIATE_TEST_SUITE_P(AllPrecisionsAndPatterns, LinearLayerTest,
+                         ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<LinearCase>& info) {
                            std::string name = std::string(precision_name(info.param.precision)) +
                                               "_" + info.param.pattern;
@@ -215,8 +215,8 @@ TEST(LinearLayerLarge, Qwen25_7BDownProjectionAtM65536) {
   layer.forward(x.get(), kM, y.get(), nullptr, LinearPath::Sparse);
   SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
 
-  const auto ref = reference_linear_sparse(tile.data(), kTile, kK, slid_matrix(packed), pattern,
-                                           nullptr);
+  const auto ref =
+      reference_linear_sparse(tile.data(), kTile, kK, slid_matrix(packed), pattern, nullptr);
   const std::int64_t boundary =
       (std::int64_t{1} << 31) / (kK * static_cast<std::int64_t>(sizeof(std::uint16_t)));
   ASSERT_LT(boundary + 1, kM);

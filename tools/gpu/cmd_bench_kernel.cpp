@@ -11,7 +11,8 @@ void add_sweep_options(CLI::App& cmd, KernelSweepOptions& opt) {
       ->capture_default_str();
   cmd.add_option("--M", opt.ms, "Token counts, comma-separated")->capture_default_str();
   cmd.add_flag("--large-m", opt.large_m, "Also M = 32768 and 65536");
-  cmd.add_option("--pattern", opt.patterns, "Patterns (6:8 or 2_8 spelling)")->capture_default_str();
+  cmd.add_option("--pattern", opt.patterns, "Patterns (6:8 or 2_8 spelling)")
+      ->capture_default_str();
   cmd.add_option("--dtype", opt.dtypes, "int8,fp8,bf16,fp16")->capture_default_str();
   cmd.add_option("--reps", opt.reps, "Timed repetitions per measurement")->capture_default_str();
   cmd.add_option("--seed", opt.seed, "Random seed")->capture_default_str();

@@ -14,9 +14,11 @@ void add_tune_command(CLI::App& app) {
   opt->reps = 10;
   opt->tune_only = true;
   opt->tuning = "tuning.json";
-  CLI::App* cmd = app.add_subcommand("tune", "Search the GEMM algorithms and write the tuning database");
+  CLI::App* cmd =
+      app.add_subcommand("tune", "Search the GEMM algorithms and write the tuning database");
   add_sweep_options(*cmd, *opt);
-  cmd->add_option("--db", opt->tuning, "Tuning database to create or update")->capture_default_str();
+  cmd->add_option("--db", opt->tuning, "Tuning database to create or update")
+      ->capture_default_str();
   cmd->callback([opt]() { run_kernel_sweep(*opt); });
 }
 

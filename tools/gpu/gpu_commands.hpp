@@ -3,8 +3,8 @@
 #include <CLI/CLI.hpp>
 
 namespace slidesparse::cli {
-void add_info_command(CLI::App& app);          // cmd_info.cpp
-void add_tune_command(CLI::App& app);          // cmd_tune.cpp
+void add_info_command(CLI::App& app);            // cmd_info.cpp
+void add_tune_command(CLI::App& app);            // cmd_tune.cpp
 void add_bench_kernel_command(CLI::App& bench);  // cmd_bench_kernel.cpp
 
 struct KernelSweepOptions;

@@ -1,23 +1,24 @@
 // The kernel sweep behind `bench kernel` and `tune`: for every shape × dtype × pattern × M,
 // the searched sparse GEMM against the searched cuBLASLt dense GEMM on the same pruned
 // quantized weights, measured in the same run, plus the whole layer both ways.
+#include "kernel_sweep.hpp"
+
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <tuple>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "bench_shapes.hpp"
 #include "gpu_common.hpp"
-#include "kernel_sweep.hpp"
 #include "slidesparse/cuda/check.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/file.hpp"
@@ -43,12 +44,35 @@ struct Cell {
   int sparse_candidates = 0, dense_candidates = 0;
 };
 
-const std::vector<std::string> kColumns = {
-    "model", "layer", "N", "K", "M", "dtype", "pattern", "pattern_paper", "gamma", "bound",
-    "dense_gemm_us", "sparse_gemm_us", "speedup_gemm", "efficiency_bound", "efficiency_vs_2_4",
-    "dense_layer_us", "sparse_layer_us", "speedup_layer", "layer_overhead", "quant_lift_us",
-    "quant_lift_GBps", "quant_lift_vs_copy", "copy_GBps", "dense_algo", "sparse_algo",
-    "dense_candidates", "sparse_candidates", "status", "error"};
+const std::vector<std::string> kColumns = {"model",
+                                           "layer",
+                                           "N",
+                                           "K",
+                                           "M",
+                                           "dtype",
+                                           "pattern",
+                                           "pattern_paper",
+                                           "gamma",
+                                           "bound",
+                                           "dense_gemm_us",
+                                           "sparse_gemm_us",
+                                           "speedup_gemm",
+                                           "efficiency_bound",
+                                           "efficiency_vs_2_4",
+                                           "dense_layer_us",
+                                           "sparse_layer_us",
+                                           "speedup_layer",
+                                           "layer_overhead",
+                                           "quant_lift_us",
+                                           "quant_lift_GBps",
+                                           "quant_lift_vs_copy",
+                                           "copy_GBps",
+                                           "dense_algo",
+                                           "sparse_algo",
+                                           "dense_candidates",
+                                           "sparse_candidates",
+                                           "status",
+                                           "error"};
 
 std::vector<float> random_matrix(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
   std::vector<float> out(static_cast<std::size_t>(rows * cols));
@@ -139,10 +163,11 @@ void write_summary(const std::string& path, const std::vector<Cell>& cells, Prec
                    const DeviceInfo& device, double copy_gbs) {
   std::string md = "# Kernel benchmark: " + std::string(precision_label(precision)) + " on " +
                    device.name + "\n\n";
-  md += "GEMM speedup of each pattern over tuned cuBLASLt dense on the same pruned quantized "
-        "weights (same run); in brackets the whole layer (quantize(+lift) → GEMM → dequantize). "
-        "Device-to-device copy bandwidth in this run: " +
-        format_double(copy_gbs, 0) + " GB/s.\n\n";
+  md +=
+      "GEMM speedup of each pattern over tuned cuBLASLt dense on the same pruned quantized "
+      "weights (same run); in brackets the whole layer (quantize(+lift) → GEMM → dequantize). "
+      "Device-to-device copy bandwidth in this run: " +
+      format_double(copy_gbs, 0) + " GB/s.\n\n";
   std::vector<std::string> patterns;
   for (const auto& c : cells)
     if (std::find(patterns.begin(), patterns.end(), c.pattern.zeros_name()) == patterns.end())
@@ -216,7 +241,9 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
   std::printf("device %s, copy bandwidth %.0f GB/s\n", device.name.c_str(), copy_gbs);
   GemmContext ctx;
   std::unique_ptr<TuningDb> tuning;
-  if (!opt.tuning.empty()) tuning = std::make_unique<TuningDb>(TuningDb::open_or_create(opt.tuning, current_tuning_key(device)));
+  if (!opt.tuning.empty())
+    tuning = std::make_unique<TuningDb>(
+        TuningDb::open_or_create(opt.tuning, current_tuning_key(device)));
   SearchOptions search;
   search.reps = std::max(5, opt.reps / 2);
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -243,7 +270,8 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
     };
 
     for (const BenchShape& shape : shapes) {
-      const auto w = random_matrix(shape.n, shape.k, opt.seed + static_cast<std::uint64_t>(shape.n));
+      const auto w =
+          random_matrix(shape.n, shape.k, opt.seed + static_cast<std::uint64_t>(shape.n));
       std::vector<std::uint16_t> x_host(static_cast<std::size_t>(max_m * shape.k));
       {
         const auto xf = random_matrix(max_m, shape.k, opt.seed + 7);
