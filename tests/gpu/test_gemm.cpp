@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "gpu_test_util.hpp"
+#include "slidesparse/cuda/device.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/gemm/check.hpp"
 #include "slidesparse/gemm/gemm.hpp"
@@ -19,64 +21,23 @@
 namespace slidesparse {
 namespace {
 
-bool cuda_device_available(std::string* why) {
-  int count = 0;
-  const cudaError_t status = cudaGetDeviceCount(&count);
-  if (status != cudaSuccess) {
-    *why = std::string("cudaGetDeviceCount: ") + cudaGetErrorString(status);
-    cudaGetLastError();  // clear the sticky error for later tests
-    return false;
-  }
-  if (count == 0) {
-    *why = "cudaGetDeviceCount found 0 devices";
-    return false;
-  }
-  return true;
-}
-
-#define SKIP_WITHOUT_GPU()                        \
-  do {                                            \
-    std::string why_;                             \
-    if (!cuda_device_available(&why_)) {          \
-      GTEST_SKIP() << "no CUDA device: " << why_; \
-    }                                             \
-  } while (0)
-
-// Device memory for the tests' inputs and outputs.
+// Device bytes for the tests' inputs and outputs (at least 16, so every pointer is valid),
+// on the project's one device-memory owner.
 class DeviceBytes {
  public:
-  explicit DeviceBytes(std::size_t bytes) : bytes_(bytes) {
-    SLIDESPARSE_CHECK_CUDA(cudaMalloc(&ptr_, std::max<std::size_t>(bytes, 16)));
-  }
-  ~DeviceBytes() { cudaFree(ptr_); }
-  DeviceBytes(const DeviceBytes&) = delete;
-  DeviceBytes& operator=(const DeviceBytes&) = delete;
-  void* get() const { return ptr_; }
-  void upload(const std::vector<std::uint8_t>& host) {
-    SLIDESPARSE_CHECK_CUDA(cudaMemcpy(ptr_, host.data(), host.size(), cudaMemcpyHostToDevice));
-  }
+  explicit DeviceBytes(std::size_t bytes)
+      : buffer_(std::max<std::size_t>(bytes, 16)), bytes_(bytes) {}
+  void* get() const { return buffer_.get(); }
+  void upload(const std::vector<std::uint8_t>& host) { buffer_.upload(host.data(), host.size()); }
   std::vector<std::uint8_t> download() const {
     std::vector<std::uint8_t> host(bytes_);
-    SLIDESPARSE_CHECK_CUDA(cudaMemcpy(host.data(), ptr_, bytes_, cudaMemcpyDeviceToHost));
+    buffer_.download(host.data(), bytes_);
     return host;
   }
 
  private:
-  void* ptr_ = nullptr;
+  DeviceBuffer<std::uint8_t> buffer_;
   std::size_t bytes_;
-};
-
-class Stream {
- public:
-  Stream() { SLIDESPARSE_CHECK_CUDA(cudaStreamCreate(&stream_)); }
-  ~Stream() { cudaStreamDestroy(stream_); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  cudaStream_t get() const { return stream_; }
-  void sync() const { SLIDESPARSE_CHECK_CUDA(cudaStreamSynchronize(stream_)); }
-
- private:
-  cudaStream_t stream_ = nullptr;
 };
 
 // A row-major matrix in the GEMM's storage type, with each element also decoded to float
@@ -340,7 +301,7 @@ TEST(GemmLibraries, VersionsMatchTheHeadersWeWereBuiltWith) {
 class GemmAgainstReference : public ::testing::TestWithParam<std::tuple<Precision, Shape>> {};
 
 TEST_P(GemmAgainstReference, BothBackendsMatchForEveryM) {
-  SKIP_WITHOUT_GPU();
+  SLIDESPARSE_REQUIRE_GPU();
   const auto [precision, shape] = GetParam();
   GemmContext ctx;
   std::string why;
@@ -361,7 +322,7 @@ TEST_P(GemmAgainstReference, BothBackendsMatchForEveryM) {
 
   auto dense = make_cublaslt_gemm(ctx, precision, n_pad, k_pad, w_device.get());
   auto sparse = make_cusparselt_gemm(ctx, precision, n_pad, k_pad, w_device.get());
-  Stream stream;
+  CudaStream stream;
 
   for (std::int64_t m : {1, 16, 64, 300, 4096}) {
     HostMatrix x(precision, m, k_pad);
@@ -384,7 +345,7 @@ TEST_P(GemmAgainstReference, BothBackendsMatchForEveryM) {
       DeviceBytes acc(acc_bytes(*gemm, m));
       SLIDESPARSE_CHECK_CUDA(cudaMemset(acc.get(), 0xff, acc_bytes(*gemm, m)));
       gemm->run(x_device.get(), acc.get(), m, stream.get());
-      stream.sync();
+      stream.synchronize();
       outputs.push_back(acc.download());
       expect_matches(outputs.back(), gemm->output_type(), shape.n, n_pad, rows, ref_real, precision,
                      what);
@@ -411,7 +372,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GemmAgainstReference,
 // libraries. cuSPARSELt documents its epilogue (alpha, beta) in FP32; this shows whether the
 // accumulators survive it.
 TEST(GemmInt8, AccumulatorsAbove2To24AreExact) {
-  SKIP_WITHOUT_GPU();
+  SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
   const std::int64_t n = 64, k = 4096, m = 16;
   HostMatrix w(Precision::INT8, n, k), x(Precision::INT8, m, k);
@@ -431,7 +392,7 @@ TEST(GemmInt8, AccumulatorsAbove2To24AreExact) {
   const auto ref = reference_rows(x, w, rows);
   ASSERT_EQ(ref[0], 2048.0 * 127 * 127 - 127);
   ASSERT_GT(ref[0], 16777216.0);
-  Stream stream;
+  CudaStream stream;
   std::vector<std::unique_ptr<Gemm>> gemms;
   gemms.push_back(make_cublaslt_gemm(ctx, Precision::INT8, n, k, w_device.get()));
   gemms.push_back(make_cusparselt_gemm(ctx, Precision::INT8, n, k, w_device.get()));
@@ -439,7 +400,7 @@ TEST(GemmInt8, AccumulatorsAbove2To24AreExact) {
     DeviceBytes acc(acc_bytes(*gemm, m));
     gemm->prepare(m, GemmAlgo{});
     gemm->run(x_device.get(), acc.get(), m, stream.get());
-    stream.sync();
+    stream.synchronize();
     expect_matches(acc.download(), DType::I32, n, n, rows, ref, Precision::INT8,
                    backend_name(gemm->kind()));
   }
@@ -478,13 +439,13 @@ std::unique_ptr<Gemm> make_gemm(GemmBackendKind kind, GemmContext& ctx, Precisio
 class GemmPlans : public ::testing::TestWithParam<std::tuple<GemmBackendKind, Precision>> {};
 
 TEST_P(GemmPlans, SearchFindsARunnableAlgorithmAndRunUsesTheBest) {
-  SKIP_WITHOUT_GPU();
+  SLIDESPARSE_REQUIRE_GPU();
   const auto [kind, precision] = GetParam();
   GemmContext ctx;
   const SmallProblem s(precision);
   auto gemm = make_gemm(kind, ctx, precision, s);
   DeviceBytes acc(acc_bytes(*gemm, s.m));
-  Stream stream;
+  CudaStream stream;
   SearchOptions options;
   options.warmup = 1;
   options.reps = 3;
@@ -507,7 +468,7 @@ TEST_P(GemmPlans, SearchFindsARunnableAlgorithmAndRunUsesTheBest) {
 
   SLIDESPARSE_CHECK_CUDA(cudaMemset(acc.get(), 0, acc_bytes(*gemm, s.m)));
   gemm->run(s.x_device->get(), acc.get(), s.m, stream.get());
-  stream.sync();
+  stream.synchronize();
   expect_matches(acc.download(), gemm->output_type(), s.n, s.n, s.rows, s.ref, precision,
                  "best of search: " + timings.front().algo.describe());
 
@@ -520,13 +481,13 @@ TEST_P(GemmPlans, SearchFindsARunnableAlgorithmAndRunUsesTheBest) {
 }
 
 TEST_P(GemmPlans, PrepareTwiceKeepsOnePlanAndARunOnAPreparedMAllocatesNothing) {
-  SKIP_WITHOUT_GPU();
+  SLIDESPARSE_REQUIRE_GPU();
   const auto [kind, precision] = GetParam();
   GemmContext ctx;
   const SmallProblem s(precision);
   auto gemm = make_gemm(kind, ctx, precision, s);
   DeviceBytes acc(acc_bytes(*gemm, s.m));
-  Stream stream;
+  CudaStream stream;
 
   gemm->prepare(s.m, GemmAlgo{});
   const std::int64_t after_first = gemm_device_allocations();
@@ -534,7 +495,7 @@ TEST_P(GemmPlans, PrepareTwiceKeepsOnePlanAndARunOnAPreparedMAllocatesNothing) {
   EXPECT_EQ(gemm_device_allocations(), after_first) << "same M and algorithm: cached";
   EXPECT_EQ(gemm->cached_plans(), 1u);
   for (int i = 0; i < 10; ++i) gemm->run(s.x_device->get(), acc.get(), s.m, stream.get());
-  stream.sync();
+  stream.synchronize();
   EXPECT_EQ(gemm_device_allocations(), after_first) << "run() on a prepared M allocates";
 
   // Re-preparing M with another algorithm replaces its plan: the count and memory stay put
@@ -566,7 +527,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, GemmPlans,
                          });
 
 TEST(GemmCusparseLt, RejectsWeightsThatAreNotTwoToFour) {
-  SKIP_WITHOUT_GPU();
+  SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
   HostMatrix w(Precision::INT8, 64, 64);
   std::mt19937 rng(3);
@@ -583,7 +544,7 @@ TEST(GemmCusparseLt, RejectsWeightsThatAreNotTwoToFour) {
 }
 
 TEST(GemmShapes, WrongMultiplesAreRejectedWithTheRule) {
-  SKIP_WITHOUT_GPU();
+  SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
   DeviceBytes w_device(64 * 96);
   try {
