@@ -1,36 +1,61 @@
 #!/usr/bin/env bash
 # One full call on a lent GPU machine (no network there): build for its architecture,
 # run the GPU tests, once under compute-sanitizer, then the kernel benchmark.
-# Run ./scripts/vendor_deps.sh here first and carry .deps along. Results go to $OUT
-# (or out/gpu_check) as files to copy into docs/results/.
-#   SLIDESPARSE_BENCH_ARGS overrides the benchmark's flags.
+# Run ./scripts/vendor_deps.sh here first and carry .deps along. Everything is written
+# to out/gpu_check and, when $OUT is set (the device tool), packed into $OUT/gpu_check.tgz
+# because only a few files come back from a call.
+#   SLIDESPARSE_BENCH_ARGS  overrides the benchmark's flags
+#   GPU_CHECK_STAGES        which stages run (default "tests sanitizer bench")
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-OUT=${OUT:-out/gpu_check}
-mkdir -p "$OUT"
+WORK=out/gpu_check
+STAGES=${GPU_CHECK_STAGES:-tests sanitizer bench}
+rm -rf "$WORK" && mkdir -p "$WORK"
+pack() { [[ -n "${OUT:-}" ]] && tar czf "$OUT/gpu_check.tgz" -C "$WORK" . ; }
+trap pack EXIT
+has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 {
   date -u +"date %Y-%m-%dT%H:%M:%SZ"
   nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total,clocks.max.sm,power.limit --format=csv
   nvcc --version | tail -n 2
-} | tee "$OUT/environment.txt"
+} | tee "$WORK/environment.txt"
 
+start=$SECONDS
 CUSPARSELT_ROOT=$(python3 -c 'import nvidia.cusparselt, os; print(os.path.dirname(nvidia.cusparselt.__file__))' 2>/dev/null || true)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_CUDA_ARCHITECTURES="$SLIDESPARSE_CUDA_ARCH" ${CUSPARSELT_ROOT:+-DCUSPARSELT_ROOT=$CUSPARSELT_ROOT} \
-  > "$OUT/configure.log" 2>&1 || { tail -n 40 "$OUT/configure.log"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" > "$OUT/build.log" 2>&1 || { grep -m 20 -A 5 "error" "$OUT/build.log"; exit 1; }
-echo "build ok"
+  -DCMAKE_CUDA_ARCHITECTURES="$SLIDESPARSE_CUDA_ARCH" -DSLIDESPARSE_WERROR=OFF ${CUSPARSELT_ROOT:+-DCUSPARSELT_ROOT=$CUSPARSELT_ROOT} \
+  > "$WORK/configure.log" 2>&1 || { tail -n 40 "$WORK/configure.log"; exit 1; }
+cmake --build build-gpu -j "$(nproc)" > "$WORK/build.log" 2>&1 || { grep -m 20 -A 5 "error" "$WORK/build.log"; exit 1; }
+echo "build ok in $((SECONDS - start)) s, $(grep -c "warning:" "$WORK/build.log") warnings"
+grep -m 10 "warning:" "$WORK/build.log"
+./build-gpu/slidesparse info | tee -a "$WORK/environment.txt"
 
-./build-gpu/slidesparse info | tee -a "$OUT/environment.txt"
-(cd build-gpu && ctest -L gpu --output-on-failure --timeout 900) > "$OUT/gpu_tests.log" 2>&1
-echo "gpu tests: $(tail -n 3 "$OUT/gpu_tests.log" | head -n 1)"
-compute-sanitizer --tool memcheck --error-exitcode 9 ./build-gpu/tests/slidesparse_gpu_tests \
-  --gtest_filter='-*Large*' > "$OUT/sanitizer.log" 2>&1
-echo "compute-sanitizer exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$OUT/sanitizer.log") clean summaries)"
-
-./build-gpu/slidesparse bench kernel ${SLIDESPARSE_BENCH_ARGS:---preset qwen2.5-7b --dtype fp8,int8 \
-  --pattern 2_4,2_6,2_8,2_10,2_inf --M 256,4096,16384} --out "$OUT/results" --tuning "$OUT/tuning.json" \
-  > "$OUT/bench_kernel.log" 2>&1
-echo "bench kernel exit $?"
-tail -n 40 "$OUT/bench_kernel.log"
+if has_stage tests; then
+  start=$SECONDS
+  (cd build-gpu && timeout "${GPU_TESTS_TIMEOUT:-300}" ctest -L gpu --output-on-failure --timeout 300) > "$WORK/gpu_tests.log" 2>&1
+  echo "gpu tests ($((SECONDS - start)) s): $(grep -E 'tests passed|tests failed' "$WORK/gpu_tests.log")"
+  grep -E '^\s+[0-9]+ - .*(Failed|Timeout|Exception)' "$WORK/gpu_tests.log" | head -n 40
+  if grep -q "Syntax Error" "$WORK/gpu_tests.log"; then  # test discovery broke: show why, run directly
+    for f in build-gpu/tests/*_tests.cmake; do grep -n "" "$f" | sed -n 8p | cut -c1-400; done
+    timeout "${GPU_TESTS_TIMEOUT:-300}" ./build-gpu/tests/slidesparse_gpu_tests > "$WORK/gpu_tests_direct.log" 2>&1
+    echo "direct: $(grep -E '^\[  (PASSED|FAILED) ' "$WORK/gpu_tests_direct.log" | head -n 2 | tr '\n' ' ')"
+    grep -E '^\[  FAILED  \]' "$WORK/gpu_tests_direct.log" | sort -u | head -n 30
+  fi
+fi
+if has_stage sanitizer; then
+  start=$SECONDS
+  timeout "${SANITIZER_TIMEOUT:-240}" compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 9 \
+    ./build-gpu/tests/slidesparse_gpu_tests --gtest_filter="${SANITIZER_FILTER:--*Large*}" > "$WORK/sanitizer.log" 2>&1
+  echo "compute-sanitizer exit $? in $((SECONDS - start)) s: $(grep 'ERROR SUMMARY' "$WORK/sanitizer.log" | tail -n 1)"
+  grep -E '^\[  (PASSED|FAILED) ' "$WORK/sanitizer.log" | head -n 2
+  grep -m 3 -A 4 'Invalid\|Program hit' "$WORK/sanitizer.log"
+fi
+if has_stage bench; then
+  start=$SECONDS
+  timeout "${BENCH_TIMEOUT:-300}" ./build-gpu/slidesparse bench kernel ${SLIDESPARSE_BENCH_ARGS:---preset qwen2.5-7b --dtype fp8,int8 \
+    --pattern 2_4,2_6,2_8,2_10,2_inf --M 256,4096,16384} --out "$WORK/results" --tuning "$WORK/tuning.json" \
+    > "$WORK/bench_kernel.log" 2>&1
+  echo "bench kernel exit $? in $((SECONDS - start)) s"
+  tail -n 40 "$WORK/bench_kernel.log"
+fi

@@ -145,8 +145,9 @@ PackedLinear load_packed_linear(const Checkpoint& checkpoint, const ConvertedMod
   packed.k = layer->k;
 
   const std::string weight_name = layer->weight_name();
-  const TensorInfo& weight = require_tensor(
-      checkpoint, weight_name, precision_storage(info.precision), {layer->n, layer->k_slide});
+  const std::vector<std::int64_t> weight_shape{layer->n, layer->k_slide};
+  const TensorInfo& weight =
+      require_tensor(checkpoint, weight_name, precision_storage(info.precision), weight_shape);
   const std::uint8_t* weight_data = checkpoint.data(weight_name);
   packed.weight.assign(weight_data, weight_data + weight.nbytes());
 

@@ -1,6 +1,7 @@
 // The dense baseline: cuBLASLt on the weights as given. Column-major view (gemm.hpp):
 // D[N×M] = op(A)·B with A = W as [K×N] (ld K, op T) and B = X as [K×M] (ld K, op N), the "TN"
 // form that IMMA (INT8) and FP8 kernels require on Hopper.
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <iterator>
@@ -131,7 +132,8 @@ void set_algo_config(cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttribu
 GemmAlgo describe_algo(const cublasLtMatmulAlgo_t& algo, int heuristic_index) {
   GemmAlgo record;
   record.algo_id = algo_config<std::int32_t>(algo, CUBLASLT_ALGO_CONFIG_ID);
-  record.split_k = algo_config<std::int32_t>(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM);
+  // Heuristic results may leave SPLITK_NUM unset (-1 on the H100 for INT8): that means no split.
+  record.split_k = std::max(1, algo_config<std::int32_t>(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM));
   record.split_k_mode =
       static_cast<int>(algo_config<std::uint32_t>(algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME));
   record.heuristic_index = heuristic_index;

@@ -153,7 +153,7 @@ class CusparseLtGemm final : public Gemm {
     std::size_t compressed_bytes = 0, buffer_bytes = 0;
     SLIDESPARSE_CHECK_CUSPARSELT(
         cusparseLtSpMMACompressedSize2(handle_, weight_.get(), &compressed_bytes, &buffer_bytes));
-    compressed_ = DeviceAllocation(compressed_bytes);
+    compressed_ = DeviceAllocation(compressed_bytes + kCompressedSlackBytes);
     const DeviceAllocation buffer(buffer_bytes);
     SLIDESPARSE_CHECK_CUSPARSELT(
         cusparseLtSpMMACompress2(handle_, weight_.get(), 1, CUSPARSE_OPERATION_TRANSPOSE, w_device,
@@ -244,6 +244,9 @@ class CusparseLtGemm final : public Gemm {
   // A window of 4 along K with 3 or 4 non-zeros would be compressed silently into wrong values.
   void check_two_to_four(const void* w_device) const {
     const DeviceAllocation valid(sizeof(int));
+    // The check only writes when it finds a bad group: start from 0, not from whatever the
+    // recycled allocation held (seen on the H100 as false alarms on the second layer built).
+    SLIDESPARSE_CHECK_CUDA(cudaMemset(valid.get(), 0, sizeof(int)));
     SLIDESPARSE_CHECK_CUSPARSELT(
         cusparseLtSpMMAPruneCheck2(handle_, weight_.get(), 1, CUSPARSE_OPERATION_TRANSPOSE,
                                    w_device, static_cast<int*>(valid.get()), nullptr));
@@ -255,6 +258,11 @@ class CusparseLtGemm final : public Gemm {
                             ": the weights are not 2:4 along K (a group of 4 holds more than 2 "
                             "non-zeros); prune or slide them first");
   }
+
+  // compute-sanitizer on the H100 (cuSPARSELt 0.8.0, INT8, N = K = 64) caught the sm90 kernel
+  // reading a whole K tile of metadata, 512 bytes past the size cusparseLtSpMMACompressedSize2
+  // reports. The slack keeps such reads inside our allocation.
+  static constexpr std::size_t kCompressedSlackBytes = std::size_t{64} << 10;
 
   std::unique_ptr<SpPlan> build_plan(std::int64_t m, const GemmAlgo& algo) {
     auto plan = std::make_unique<SpPlan>();
