@@ -217,6 +217,21 @@ void write_summary(const std::string& path, const std::vector<Cell>& cells, Prec
   write_file_atomic(path, md);
 }
 
+// Device bytes a cell's activations need at M tokens (X and Y in 16 bits, the quantized copies
+// of X for both paths with the largest lift γ = 2, the 32-bit accumulators): an M that cannot
+// fit is recorded as failed up front instead of sizing every buffer of the sweep for it.
+std::uint64_t activation_bytes(std::int64_t m, const BenchShape& shape) {
+  const auto um = static_cast<std::uint64_t>(m);
+  const auto n = static_cast<std::uint64_t>(shape.n), k = static_cast<std::uint64_t>(shape.k);
+  return um * (2 * k + 2 * n + 3 * 2 * k + 4 * n);
+}
+
+std::uint64_t free_device_bytes() {
+  std::size_t free = 0, total = 0;
+  SLIDESPARSE_CHECK_CUDA(cudaMemGetInfo(&free, &total));
+  return free;
+}
+
 }  // namespace
 
 void run_kernel_sweep(const KernelSweepOptions& opt) {
@@ -228,7 +243,6 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
     ms.push_back(32768);
     ms.push_back(65536);
   }
-  const std::int64_t max_m = *std::max_element(ms.begin(), ms.end());
   std::vector<Pattern> patterns;
   for (const auto& p : split_list(opt.patterns)) patterns.push_back(Pattern::parse(p));
   std::vector<Precision> precisions;
@@ -272,9 +286,15 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
     for (const BenchShape& shape : shapes) {
       const auto w =
           random_matrix(shape.n, shape.k, opt.seed + static_cast<std::uint64_t>(shape.n));
-      std::vector<std::uint16_t> x_host(static_cast<std::size_t>(max_m * shape.k));
+      // Leave a quarter of the free memory to weights, workspaces and the libraries.
+      const std::uint64_t budget = free_device_bytes() / 4 * 3;
+      const auto fits = [&](std::int64_t m) { return activation_bytes(m, shape) <= budget; };
+      std::int64_t shape_max_m = 1;
+      for (std::int64_t m : ms)
+        if (fits(m)) shape_max_m = std::max(shape_max_m, m);
+      std::vector<std::uint16_t> x_host(static_cast<std::size_t>(shape_max_m * shape.k));
       {
-        const auto xf = random_matrix(max_m, shape.k, opt.seed + 7);
+        const auto xf = random_matrix(shape_max_m, shape.k, opt.seed + 7);
         for (std::size_t i = 0; i < x_host.size(); ++i)
           x_host[i] = activation == DType::F16 ? float_to_fp16(xf[i]) : float_to_bf16(xf[i]);
       }
@@ -292,6 +312,11 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
           if (!unsupported.empty()) {
             c.status = "skipped";
             c.error = unsupported;
+          } else if (!fits(m)) {
+            c.status = "failed";
+            c.error = "out of memory: M = " + std::to_string(m) + " needs about " +
+                      std::to_string(activation_bytes(m, shape) >> 30) + " GiB of activations, " +
+                      std::to_string(budget >> 30) + " GiB are available";
           }
           pattern_cells.push_back(c);
         }
@@ -323,16 +348,20 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
           if (!x) {
             x.emplace(x_host.size());
             x->upload(x_host.data(), x_host.size());
-            y.emplace(static_cast<std::size_t>(max_m * shape.n));
+            y.emplace(static_cast<std::size_t>(shape_max_m * shape.n));
           }
           const std::string name = shape.model + "." + shape.layer;
           const PackedLinear packed = pack_linear(w.data(), shape.n, shape.k, nullptr, precision,
                                                   pattern, PruneMode::Magnitude, name, threads);
           LinearOptions lo;
           lo.activation = activation;
-          lo.max_m = max_m;
+          lo.max_m = shape_max_m;
           SlideSparseLinear layer(ctx, packed, lo);
           for (Cell& c : pattern_cells) {
+            if (c.status == "failed") {  // did not fit: recorded as it is
+              finish(c);
+              continue;
+            }
             try {
               const std::int64_t m = c.m;
               const void* xp = x->get();
