@@ -55,6 +55,7 @@ void rope_store_kv(bf16* qkv, std::int64_t rows, const int* sequence, const int*
 // values read from those rows. out [rows, heads·head_dim]; query head j reads kv head
 // j / (heads / kv_heads); scale 1/sqrt(head_dim). max_seqlen bounds every sequence's length.
 // FlashAttention-style: tensor cores, online softmax, no [rows × rows] matrix in memory.
+// head_dim 64 or 128 and qkv, out 16-byte aligned, else InvalidArgument.
 void attention_prefill(bf16* out, const bf16* qkv, const int* cu_seqlens, std::int64_t sequences,
                        std::int64_t rows, std::int64_t max_seqlen, std::int64_t heads,
                        std::int64_t kv_heads, std::int64_t head_dim, cudaStream_t stream);
@@ -62,7 +63,10 @@ void attention_prefill(bf16* out, const bf16* qkv, const int* cu_seqlens, std::i
 // Decode attention: row s of qkv is the newest token of sequence s (already stored by
 // rope_store_kv); it attends to cache[s][0 .. lengths[s]) (its own position included).
 // lengths live on the device so a captured CUDA graph replays with new lengths.
-// max_length bounds every lengths[s] (sizes the split over keys).
+// max_length bounds every lengths[s] (sizes the split over keys); a length of 0 gives zeros.
+// One block per (sequence, head) splits the keys across its lanes: no workspace, so the
+// call can be captured in a CUDA graph. head_dim 64 or 128, qkv and the cache 16-byte
+// aligned, else InvalidArgument.
 void attention_decode(bf16* out, const bf16* qkv, const int* lengths, std::int64_t sequences,
                       std::int64_t heads, const KvCacheView& cache, cudaStream_t stream);
 
