@@ -281,6 +281,8 @@ PackedLinear concatenate_rows(const std::vector<PackedLinear>& parts) {
 std::unique_ptr<WeightSource> open_weight_source(const std::string& model,
                                                  const GpuModelOptions& options) {
   if (is_directory(model)) return std::make_unique<CheckpointSource>(model, options);
+  SLIDESPARSE_REQUIRE(model.find('/') == std::string::npos, IoError,
+                      model + " is not a checkpoint folder (and a path is no preset name)");
   return std::make_unique<PresetSource>(find_preset(model));
 }
 
