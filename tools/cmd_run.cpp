@@ -1,7 +1,8 @@
 // `slidesparse run MODEL --prompt-ids 1,2,3 --max-new N`: greedy generation, printing the
-// generated ids. This build runs the CPU reference forward (float32; the GPU runner is not
-// here yet); with --pattern and --dtype every linear is pruned, quantized and slid at load
-// and computed by the CPU reference of the SlideSparse linear (or its dense baseline).
+// generated ids. By default the CPU reference forward (float32); with --pattern and --dtype
+// every linear is pruned, quantized and slid at load and computed by the CPU reference of the
+// SlideSparse linear (or its dense baseline). With --gpu the GPU model runner runs it
+// (tools/gpu/cmd_run_gpu.cpp).
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -21,6 +22,8 @@ struct RunArgs {
   std::vector<std::string> prompts;  // each "1,2,3"
   int max_new = 16;
   std::string pattern, dtype, prune = "magnitude", path = "sparse";
+  bool gpu = false;
+  std::string backend, tuning, logits_out;
 };
 
 std::vector<int> parse_ids(const std::string& text) {
@@ -47,6 +50,27 @@ std::vector<int> parse_ids(const std::string& text) {
 
 void run(const RunArgs& args) {
   if (args.max_new < 0) throw InvalidArgument("--max-new must be >= 0");
+  if (args.gpu) {
+#ifdef SLIDESPARSE_HAVE_CUDA
+    if (args.prune != "magnitude")
+      throw InvalidArgument("--gpu prunes by magnitude only, not --prune " + args.prune);
+    GpuRunRequest request;
+    request.model = args.model_dir;
+    for (const auto& p : args.prompts) request.prompts.push_back(parse_ids(p));
+    request.max_new = args.max_new;
+    if (!args.dtype.empty()) request.dtype = args.dtype;
+    request.backend = args.backend;
+    request.pattern = args.pattern;
+    request.tuning = args.tuning;
+    request.logits_out = args.logits_out;
+    run_on_gpu(request);
+    return;
+#else
+    throw DeviceError("no CUDA device: this build of slidesparse has no CUDA support (--gpu)");
+#endif
+  }
+  if (!args.backend.empty() || !args.tuning.empty() || !args.logits_out.empty())
+    throw InvalidArgument("--backend, --tuning and --logits-out go with --gpu");
   if (args.pattern.empty() != args.dtype.empty())
     throw InvalidArgument("--pattern and --dtype go together");
   const Checkpoint checkpoint = Checkpoint::open(args.model_dir);
@@ -86,7 +110,9 @@ void run(const RunArgs& args) {
 void add_run_command(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Greedy generation; prints the generated token ids");
-  cmd->add_option("MODEL", args->model_dir, "Hugging Face checkpoint directory")->required();
+  cmd->add_option("MODEL", args->model_dir,
+                  "Hugging Face checkpoint directory (with --gpu also a converted one or a preset)")
+      ->required();
   cmd->add_option("--prompt-ids", args->prompts, "Comma-separated token ids (repeat for a batch)")
       ->required();
   cmd->add_option("--max-new", args->max_new, "Tokens to generate per prompt")
@@ -96,6 +122,12 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--prune", args->prune, "magnitude or none")->capture_default_str();
   cmd->add_option("--path", args->path, "sparse (slid) or dense (baseline) linears")
       ->capture_default_str();
+  cmd->add_flag("--gpu", args->gpu, "Run on the GPU model runner (default dtype bf16)");
+  cmd->add_option("--backend", args->backend,
+                  "With --gpu: dense (cuBLASLt) or sparse (SlideSparse; default with --pattern)");
+  cmd->add_option("--tuning", args->tuning, "With --gpu: tuning database of `slidesparse tune`");
+  cmd->add_option("--logits-out", args->logits_out,
+                  "With --gpu: write the prefill logits (float32 [prompts, vocab]) to this file");
   cmd->callback([args]() { run(*args); });
 }
 

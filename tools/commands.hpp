@@ -3,6 +3,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 namespace slidesparse::cli {
 
@@ -18,5 +20,19 @@ void add_report_command(CLI::App& app);      // cmd_report.cpp
 
 // GPU commands (built when CUDA is present; tools/gpu/).
 void add_gpu_commands(CLI::App& app);  // tools/gpu/commands_gpu.cpp: info, tune, bench kernel
+
+// `run --gpu` (tools/gpu/cmd_run_gpu.cpp): greedy generation by the GPU model runner; prints
+// the generated ids per prompt, and writes the prefill logits when logits_out is set.
+struct GpuRunRequest {
+  std::string model;
+  std::vector<std::vector<int>> prompts;
+  int max_new = 16;
+  std::string dtype = "bf16";
+  std::string backend;  // "" = sparse with a pattern, dense without
+  std::string pattern;  // "" = no pruning (dense backend only)
+  std::string tuning;
+  std::string logits_out;  // float32 [prompts, vocab], little-endian
+};
+void run_on_gpu(const GpuRunRequest& request);
 
 }  // namespace slidesparse::cli

@@ -10,6 +10,7 @@ void add_gpu_commands(CLI::App& app) {
   CLI::App* bench = app.add_subcommand("bench", "Benchmarks on the GPU");
   bench->require_subcommand(1);
   add_bench_kernel_command(*bench);
+  add_bench_e2e_command(*bench);
 }
 
 }  // namespace slidesparse::cli

@@ -1,0 +1,504 @@
+#include "slidesparse/runner/gpu_model.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "cuda_graph.hpp"
+#include "lm_head.hpp"
+#include "segment_timer.hpp"
+#include "slidesparse/cuda/check.hpp"
+#include "slidesparse/cuda/device.hpp"
+#include "slidesparse/error.hpp"
+#include "slidesparse/gemm/gemm.hpp"
+#include "slidesparse/layer/linear.hpp"
+#include "slidesparse/model/weights.hpp"
+#include "slidesparse/runner/model_kernels.hpp"
+#include "weight_source.hpp"
+
+namespace slidesparse::runner {
+
+namespace {
+
+std::size_t at(std::int64_t i) { return static_cast<std::size_t>(i); }
+std::int64_t round_up(std::int64_t value, std::int64_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+bf16* as_bf16(const DeviceBuffer<std::uint16_t>& b) { return reinterpret_cast<bf16*>(b.get()); }
+
+DeviceBuffer<std::uint16_t> upload_bf16(const std::vector<std::uint16_t>& host) {
+  DeviceBuffer<std::uint16_t> d(host.size());
+  d.upload(host.data(), host.size());
+  return d;
+}
+
+// One decoder layer on the device.
+struct GpuLayer {
+  DeviceBuffer<std::uint16_t> input_norm, post_attention_norm, attn_sub_norm, ffn_sub_norm;
+  std::unique_ptr<SlideSparseLinear> qkv, o, gate_up, down;
+  DeviceBuffer<std::uint16_t> k_cache, v_cache;  // [max_sequences, max_context, kv_heads, hd]
+};
+
+// Per-prefill layout of the batch's rows (host side).
+struct PrefillRows {
+  std::vector<int> tokens, sequence, position, cu_seqlens, last_rows;
+  std::int64_t max_seqlen = 0;
+};
+
+}  // namespace
+
+const char* gpu_backend_name(GpuBackend backend) {
+  return backend == GpuBackend::Dense ? "dense" : "sparse";
+}
+
+GpuBackend parse_gpu_backend(const std::string& name) {
+  if (name == "dense") return GpuBackend::Dense;
+  if (name == "sparse") return GpuBackend::Sparse;
+  throw InvalidArgument("backend must be dense or sparse, not '" + name + "'");
+}
+
+struct GpuModel::Impl {
+  GpuModelOptions options;
+  ModelConfig config;
+  std::string name;
+  LinearPath path = LinearPath::Sparse;
+  std::int64_t rows_cap = 0;  // activation rows: max(max_tokens, max_sequences), padded
+
+  NonBlockingStream stream;
+  std::unique_ptr<GemmContext> gemm;
+  DeviceBuffer<std::uint16_t> embed, final_norm;
+  std::unique_ptr<LmHead> lm_head;
+  std::vector<GpuLayer> layers;
+  DeviceBuffer<float> inv_freq;
+
+  // Activations, [rows_cap, width] BF16.
+  DeviceBuffer<std::uint16_t> residual, normed, qkv, attended, projected, gate_up, activated,
+      last_hidden;
+  DeviceBuffer<float> logits;  // [padded max_sequences, vocab]
+  // Row metadata on the device.
+  DeviceBuffer<int> tokens, sequence, position, cu_seqlens, lengths, last_rows, sampled, iota;
+  // Host staging: [tokens | sequence | position | cu_seqlens | last_rows] for prefill, and
+  // [tokens | positions | lengths] for decode (the captured graphs copy from there).
+  PinnedBuffer<int> prefill_in, step_in, step_out;
+
+  std::vector<std::int64_t> seq_lengths;  // tokens cached per sequence of the batch
+  std::int64_t logits_rows = 0;
+  std::set<std::int64_t> prepared;
+  std::map<std::int64_t, std::unique_ptr<CudaGraph>> graphs;  // decode, per batch size
+  std::size_t graph_workspace = 0;  // GEMM workspace size the graphs were captured with
+  SegmentTimer timer;
+  GpuTimings last_timings;
+  std::uint64_t device_bytes = 0;
+
+  void load(WeightSource& source);
+  void allocate_buffers();
+  void prepare_m(std::int64_t m);
+  void linear(SlideSparseLinear& layer, const DeviceBuffer<std::uint16_t>& x, std::int64_t m,
+              DeviceBuffer<std::uint16_t>& y);
+  // All layers over m rows; leaves the final-normed hidden states in `normed`.
+  void forward(std::int64_t m, bool decode, std::int64_t sequences, std::int64_t max_seqlen);
+  void decode_body(std::int64_t batch);
+  KvCacheView cache_view(const GpuLayer& layer) const {
+    KvCacheView v;
+    v.k = as_bf16(layer.k_cache);
+    v.v = as_bf16(layer.v_cache);
+    v.max_sequences = options.max_sequences;
+    v.max_length = options.max_context;
+    v.kv_heads = config.kv_heads;
+    v.head_dim = config.head_dim;
+    return v;
+  }
+};
+
+void GpuModel::Impl::load(WeightSource& source) {
+  const ModelConfig& c = config;
+  const int threads = options.load_threads > 0
+                          ? options.load_threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  LinearOptions lo;
+  lo.activation = DType::BF16;
+  lo.max_m = rows_cap;
+  lo.build_sparse = options.backend == GpuBackend::Sparse;
+  lo.build_dense = options.backend == GpuBackend::Dense;
+  lo.tuning = options.tuning;
+
+  const std::vector<std::uint16_t> embed_host =
+      source.bf16_tensor("model.embed_tokens.weight", {c.vocab, c.hidden});
+  embed = upload_bf16(embed_host);
+  final_norm = upload_bf16(source.bf16_tensor("model.norm.weight", {c.hidden}));
+  if (c.tie_embeddings) {
+    lm_head = std::make_unique<LmHead>(*gemm, embed_host, c.vocab, c.hidden, options.max_sequences);
+  } else {
+    lm_head =
+        std::make_unique<LmHead>(*gemm, source.bf16_tensor("lm_head.weight", {c.vocab, c.hidden}),
+                                 c.vocab, c.hidden, options.max_sequences);
+  }
+  const std::vector<float> freq = rope_inv_freq(c);
+  inv_freq = DeviceBuffer<float>(freq.size());
+  inv_freq.upload(freq.data(), freq.size());
+
+  const std::size_t cache_elements =
+      at(options.max_sequences * options.max_context * c.kv_heads * c.head_dim);
+  // Streams layer by layer: one fused linear's host copy at a time.
+  for (std::int64_t l = 0; l < c.layers; ++l) {
+    const std::string prefix = "model.layers." + std::to_string(l) + ".";
+    GpuLayer layer;
+    layer.input_norm =
+        upload_bf16(source.bf16_tensor(prefix + "input_layernorm.weight", {c.hidden}));
+    layer.post_attention_norm =
+        upload_bf16(source.bf16_tensor(prefix + "post_attention_layernorm.weight", {c.hidden}));
+    if (c.architecture == Architecture::BitNet) {
+      layer.attn_sub_norm =
+          upload_bf16(source.bf16_tensor(prefix + "self_attn.attn_sub_norm.weight", {c.hidden}));
+      layer.ffn_sub_norm =
+          upload_bf16(source.bf16_tensor(prefix + "mlp.ffn_sub_norm.weight", {c.intermediate}));
+    }
+    const auto build = [&](const std::vector<LinearKind>& kinds) {
+      const PackedLinear packed = source.fused_linear(l, kinds, options, threads);
+      return std::make_unique<SlideSparseLinear>(*gemm, packed, lo);
+    };
+    layer.qkv = build({LinearKind::Q, LinearKind::K, LinearKind::V});
+    layer.o = build({LinearKind::O});
+    layer.gate_up = build({LinearKind::Gate, LinearKind::Up});
+    layer.down = build({LinearKind::Down});
+    layer.k_cache = DeviceBuffer<std::uint16_t>(cache_elements);
+    layer.v_cache = DeviceBuffer<std::uint16_t>(cache_elements);
+    for (const SlideSparseLinear* lin :
+         {layer.qkv.get(), layer.o.get(), layer.gate_up.get(), layer.down.get()}) {
+      const std::uint64_t element = dtype_size(precision_storage(lin->precision()));
+      device_bytes +=
+          options.backend == GpuBackend::Dense
+              ? lin->dense_weight_bytes()
+              : static_cast<std::uint64_t>(lin->n_gemm() * lin->k_gemm(LinearPath::Sparse)) *
+                    element;
+    }
+    device_bytes += 2 * cache_elements * 2;
+    layers.push_back(std::move(layer));
+    if (!options.quiet && (l + 1 == c.layers || (l + 1) % 8 == 0))
+      std::fprintf(stderr, "slidesparse: loaded layer %lld/%lld\n", static_cast<long long>(l + 1),
+                   static_cast<long long>(c.layers));
+  }
+  device_bytes += embed.bytes() + lm_head->device_bytes();
+}
+
+void GpuModel::Impl::allocate_buffers() {
+  const ModelConfig& c = config;
+  const auto bf16_rows = [&](std::int64_t width) {
+    return DeviceBuffer<std::uint16_t>(at(rows_cap * width));
+  };
+  residual = bf16_rows(c.hidden);
+  normed = bf16_rows(c.hidden);
+  qkv = bf16_rows((c.heads + 2 * c.kv_heads) * c.head_dim);
+  attended = bf16_rows(c.q_width());
+  projected = bf16_rows(c.hidden);
+  gate_up = bf16_rows(2 * c.intermediate);
+  activated = bf16_rows(c.intermediate);
+  const std::int64_t head_rows = lm_head->padded_rows(options.max_sequences);
+  last_hidden = DeviceBuffer<std::uint16_t>(at(head_rows * c.hidden));
+  last_hidden.fill_zero(nullptr);  // the padded rows feed the LM head: keep them finite
+  normed.fill_zero(nullptr);
+  logits = DeviceBuffer<float>(at(head_rows * c.vocab));
+  const std::int64_t t = rows_cap, s = options.max_sequences;
+  tokens = DeviceBuffer<int>(at(t));
+  sequence = DeviceBuffer<int>(at(t));
+  position = DeviceBuffer<int>(at(t));
+  cu_seqlens = DeviceBuffer<int>(at(s + 1));
+  lengths = DeviceBuffer<int>(at(s));
+  last_rows = DeviceBuffer<int>(at(s));
+  sampled = DeviceBuffer<int>(at(s));
+  iota = DeviceBuffer<int>(at(s));
+  std::vector<int> ids(at(s));
+  for (std::int64_t i = 0; i < s; ++i) ids[at(i)] = static_cast<int>(i);
+  iota.upload(ids.data(), ids.size());
+  prefill_in = PinnedBuffer<int>(at(3 * t + 2 * s + 1));
+  step_in = PinnedBuffer<int>(at(3 * s));
+  step_out = PinnedBuffer<int>(at(s));
+  device_bytes += residual.bytes() + normed.bytes() + qkv.bytes() + attended.bytes() +
+                  projected.bytes() + gate_up.bytes() + activated.bytes() + logits.bytes();
+  SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
+}
+
+// Plans for M are built outside the timed and captured work; a plan that grew the shared GEMM
+// workspace moved it, so the graphs captured with the old one are dropped.
+void GpuModel::Impl::prepare_m(std::int64_t m) {
+  if (prepared.insert(m).second) {
+    for (GpuLayer& layer : layers)
+      for (SlideSparseLinear* lin :
+           {layer.qkv.get(), layer.o.get(), layer.gate_up.get(), layer.down.get()})
+        lin->prepare({m});
+    if (m <= options.max_sequences) lm_head->prepare(m);
+  }
+  if (gemm->workspace_bytes() != graph_workspace) {
+    graphs.clear();
+    graph_workspace = gemm->workspace_bytes();
+  }
+}
+
+void GpuModel::Impl::linear(SlideSparseLinear& layer, const DeviceBuffer<std::uint16_t>& x,
+                            std::int64_t m, DeviceBuffer<std::uint16_t>& y) {
+  timer.mark(ForwardPart::Gemm, stream.get());
+  layer.forward(x.get(), m, y.get(), stream.get(), path);
+  timer.mark(ForwardPart::Other, stream.get());
+}
+
+void GpuModel::Impl::forward(std::int64_t m, bool decode, std::int64_t sequences,
+                             std::int64_t max_seqlen) {
+  const ModelConfig& c = config;
+  cudaStream_t s = stream.get();
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const int* row_sequence = decode ? iota.get() : sequence.get();
+  embedding(as_bf16(residual), as_bf16(embed), tokens.get(), m, c.hidden, c.vocab, s);
+  rms_norm(as_bf16(normed), as_bf16(residual), as_bf16(layers.front().input_norm), m, c.hidden, eps,
+           s);
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    GpuLayer& layer = layers[l];
+    // Attention block (reference_forward.cpp attention_block).
+    linear(*layer.qkv, normed, m, qkv);
+    const KvCacheView cache = cache_view(layer);
+    timer.mark(ForwardPart::Attention, s);
+    rope_store_kv(as_bf16(qkv), m, row_sequence, position.get(), inv_freq.get(), c.heads, cache, s);
+    if (decode)
+      attention_decode(as_bf16(attended), as_bf16(qkv), lengths.get(), sequences, c.heads, cache,
+                       s);
+    else
+      attention_prefill(as_bf16(attended), as_bf16(qkv), cu_seqlens.get(), sequences, m, max_seqlen,
+                        c.heads, c.kv_heads, c.head_dim, s);
+    timer.mark(ForwardPart::Other, s);
+    if (c.architecture == Architecture::BitNet)  // BitNet normalizes the heads before o_proj
+      rms_norm(as_bf16(attended), as_bf16(attended), as_bf16(layer.attn_sub_norm), m, c.q_width(),
+               eps, s);
+    linear(*layer.o, attended, m, projected);
+    add_rms_norm(as_bf16(residual), as_bf16(projected), as_bf16(normed),
+                 as_bf16(layer.post_attention_norm), m, c.hidden, eps, s);
+    // MLP block (mlp_block): gate|up fused, act(gate)·up, [BitNet sub-norm], down.
+    linear(*layer.gate_up, normed, m, gate_up);
+    gated_activation(as_bf16(activated), as_bf16(gate_up), m, c.intermediate, c.activation, s);
+    if (c.architecture == Architecture::BitNet)
+      rms_norm(as_bf16(activated), as_bf16(activated), as_bf16(layer.ffn_sub_norm), m,
+               c.intermediate, eps, s);
+    linear(*layer.down, activated, m, projected);
+    // The residual add fused with the next norm: the next layer's input norm, or the final one.
+    const DeviceBuffer<std::uint16_t>& next_norm =
+        l + 1 < layers.size() ? layers[l + 1].input_norm : final_norm;
+    add_rms_norm(as_bf16(residual), as_bf16(projected), as_bf16(normed), as_bf16(next_norm), m,
+                 c.hidden, eps, s);
+  }
+}
+
+// One decode step for `batch` sequences: inputs from the pinned step buffer, sampled tokens
+// back into it. Everything here is captured into the batch size's graph.
+void GpuModel::Impl::decode_body(std::int64_t batch) {
+  cudaStream_t s = stream.get();
+  const std::size_t bytes = at(batch) * sizeof(int);
+  SLIDESPARSE_CHECK_CUDA(
+      cudaMemcpyAsync(tokens.get(), step_in.get(), bytes, cudaMemcpyHostToDevice, s));
+  SLIDESPARSE_CHECK_CUDA(cudaMemcpyAsync(position.get(), step_in.get() + options.max_sequences,
+                                         bytes, cudaMemcpyHostToDevice, s));
+  SLIDESPARSE_CHECK_CUDA(cudaMemcpyAsync(lengths.get(), step_in.get() + 2 * options.max_sequences,
+                                         bytes, cudaMemcpyHostToDevice, s));
+  forward(batch, true, batch, 0);
+  timer.mark(ForwardPart::Gemm, s);
+  lm_head->forward(normed.get(), batch, logits.get(), s);  // row s is sequence s
+  timer.mark(ForwardPart::Other, s);
+  argmax_rows(sampled.get(), logits.get(), batch, config.vocab, s);
+  SLIDESPARSE_CHECK_CUDA(
+      cudaMemcpyAsync(step_out.get(), sampled.get(), bytes, cudaMemcpyDeviceToHost, s));
+}
+
+// ---- GpuModel ----------------------------------------------------------------------------
+
+GpuModel::GpuModel(const std::string& model, const GpuModelOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.options = options;
+  SLIDESPARSE_REQUIRE(
+      options.max_tokens > 0 && options.max_sequences > 0 && options.max_context > 0,
+      InvalidArgument,
+      "GpuModel: max_tokens, max_sequences and max_context must be positive (got " +
+          std::to_string(options.max_tokens) + ", " + std::to_string(options.max_sequences) + ", " +
+          std::to_string(options.max_context) + ")");
+  SLIDESPARSE_REQUIRE(options.backend == GpuBackend::Dense || !options.pattern.is_infinite(),
+                      InvalidArgument,
+                      "GpuModel: the sparse backend needs a finite pattern (2_4, 2_8, ...), not " +
+                          options.pattern.zeros_name());
+  m.path = options.backend == GpuBackend::Dense ? LinearPath::Dense : LinearPath::Sparse;
+  std::unique_ptr<WeightSource> source = open_weight_source(model, options);
+  m.config = source->config();
+  m.name = source->name();
+  if (!options.quiet) std::fprintf(stderr, "slidesparse: %s\n", source->describe().c_str());
+  // 64: every GEMM's M multiple divides it, so padded rows stay inside the buffers.
+  m.rows_cap = round_up(std::max(options.max_tokens, options.max_sequences), 64);
+  try {
+    m.gemm = std::make_unique<GemmContext>();
+    m.load(*source);
+    m.allocate_buffers();
+  } catch (const DeviceError& e) {
+    throw DeviceError("GpuModel " + m.name + ": could not place the model on the GPU with " +
+                      "max_tokens=" + std::to_string(options.max_tokens) +
+                      ", max_sequences=" + std::to_string(options.max_sequences) +
+                      ", max_context=" + std::to_string(options.max_context) + " (" +
+                      precision_name(options.precision) + ", " + gpu_backend_name(options.backend) +
+                      "): " + e.what());
+  }
+  m.graph_workspace = m.gemm->workspace_bytes();
+}
+
+GpuModel::~GpuModel() = default;
+
+std::vector<int> GpuModel::prefill(const std::vector<std::vector<int>>& prompts) {
+  Impl& m = *impl_;
+  const ModelConfig& c = m.config;
+  const GpuModelOptions& o = m.options;
+  SLIDESPARSE_REQUIRE(!prompts.empty(), InvalidArgument, "prefill: no prompts");
+  SLIDESPARSE_REQUIRE(static_cast<std::int64_t>(prompts.size()) <= o.max_sequences, InvalidArgument,
+                      "prefill: " + std::to_string(prompts.size()) +
+                          " prompts, more than max_sequences " + std::to_string(o.max_sequences));
+  const std::int64_t max_length = std::min(o.max_context, c.max_position);
+  PrefillRows rows;
+  rows.cu_seqlens.push_back(0);
+  for (std::size_t p = 0; p < prompts.size(); ++p) {
+    const std::string name = "prompt " + std::to_string(p);
+    const std::int64_t length = static_cast<std::int64_t>(prompts[p].size());
+    SLIDESPARSE_REQUIRE(length > 0, InvalidArgument, name + " is empty");
+    SLIDESPARSE_REQUIRE(length <= max_length, InvalidArgument,
+                        name + " has " + std::to_string(length) +
+                            " tokens, more than the context of " + std::to_string(max_length));
+    for (std::size_t i = 0; i < prompts[p].size(); ++i) {
+      const int id = prompts[p][i];
+      SLIDESPARSE_REQUIRE(id >= 0 && id < c.vocab, InvalidArgument,
+                          name + ", position " + std::to_string(i) + ": token id " +
+                              std::to_string(id) + " out of range [0, " + std::to_string(c.vocab) +
+                              ")");
+      rows.tokens.push_back(id);
+      rows.sequence.push_back(static_cast<int>(p));
+      rows.position.push_back(static_cast<int>(i));
+    }
+    rows.cu_seqlens.push_back(static_cast<int>(rows.tokens.size()));
+    rows.last_rows.push_back(static_cast<int>(rows.tokens.size()) - 1);
+    rows.max_seqlen = std::max(rows.max_seqlen, length);
+  }
+  const std::int64_t total = static_cast<std::int64_t>(rows.tokens.size());
+  SLIDESPARSE_REQUIRE(total <= o.max_tokens, InvalidArgument,
+                      "prefill: " + std::to_string(total) + " tokens in " +
+                          std::to_string(prompts.size()) + " prompts, more than max_tokens " +
+                          std::to_string(o.max_tokens) + " of one forward");
+  const std::int64_t count = static_cast<std::int64_t>(prompts.size());
+  m.prepare_m(total);
+  m.prepare_m(count);  // the LM head's rows
+
+  // Host rows → pinned → device, on the model's stream.
+  cudaStream_t s = m.stream.get();
+  int* staging = m.prefill_in.get();
+  const auto copy = [&](const std::vector<int>& host, DeviceBuffer<int>& device) {
+    std::copy(host.begin(), host.end(), staging);
+    SLIDESPARSE_CHECK_CUDA(cudaMemcpyAsync(device.get(), staging, host.size() * sizeof(int),
+                                           cudaMemcpyHostToDevice, s));
+    staging += host.size();
+  };
+  m.timer.begin(ForwardPart::Other, s);
+  copy(rows.tokens, m.tokens);
+  copy(rows.sequence, m.sequence);
+  copy(rows.position, m.position);
+  copy(rows.cu_seqlens, m.cu_seqlens);
+  copy(rows.last_rows, m.last_rows);
+  m.forward(total, false, count, rows.max_seqlen);
+  gather_rows(as_bf16(m.last_hidden), as_bf16(m.normed), m.last_rows.get(), count, c.hidden, s);
+  m.timer.mark(ForwardPart::Gemm, s);
+  m.lm_head->forward(m.last_hidden.get(), count, m.logits.get(), s);
+  m.timer.mark(ForwardPart::Other, s);
+  argmax_rows(m.sampled.get(), m.logits.get(), count, c.vocab, s);
+  SLIDESPARSE_CHECK_CUDA(cudaMemcpyAsync(m.step_out.get(), m.sampled.get(), at(count) * sizeof(int),
+                                         cudaMemcpyDeviceToHost, s));
+  m.last_timings = m.timer.finish(s);
+  m.stream.synchronize();
+
+  m.seq_lengths.assign(at(count), 0);
+  for (std::size_t p = 0; p < prompts.size(); ++p)
+    m.seq_lengths[p] = static_cast<std::int64_t>(prompts[p].size());
+  m.logits_rows = count;
+  return std::vector<int>(m.step_out.get(), m.step_out.get() + count);
+}
+
+std::vector<int> GpuModel::decode_step(const std::vector<int>& next_tokens) {
+  Impl& m = *impl_;
+  const ModelConfig& c = m.config;
+  const std::int64_t batch = batch_size();
+  SLIDESPARSE_REQUIRE(batch > 0, InvalidArgument, "decode_step before prefill");
+  SLIDESPARSE_REQUIRE(static_cast<std::int64_t>(next_tokens.size()) == batch, InvalidArgument,
+                      "decode_step: " + std::to_string(next_tokens.size()) +
+                          " tokens for a batch of " + std::to_string(batch));
+  const std::int64_t max_length = std::min(m.options.max_context, c.max_position);
+  for (std::int64_t s = 0; s < batch; ++s) {
+    const int id = next_tokens[at(s)];
+    SLIDESPARSE_REQUIRE(id >= 0 && id < c.vocab, InvalidArgument,
+                        "sequence " + std::to_string(s) + ": token id " + std::to_string(id) +
+                            " out of range [0, " + std::to_string(c.vocab) + ")");
+    SLIDESPARSE_REQUIRE(m.seq_lengths[at(s)] < max_length, InvalidArgument,
+                        "sequence " + std::to_string(s) + " already holds " +
+                            std::to_string(m.seq_lengths[at(s)]) + " tokens, the context of " +
+                            std::to_string(max_length));
+  }
+  m.prepare_m(batch);
+  const std::int64_t stride = m.options.max_sequences;
+  for (std::int64_t s = 0; s < batch; ++s) {
+    m.step_in[at(s)] = next_tokens[at(s)];
+    m.step_in[at(stride + s)] = static_cast<int>(m.seq_lengths[at(s)]);          // RoPE position
+    m.step_in[at(2 * stride + s)] = static_cast<int>(m.seq_lengths[at(s)] + 1);  // keys to read
+  }
+  cudaStream_t s = m.stream.get();
+  if (m.timer.enabled()) {  // eager, with events between the parts
+    m.timer.begin(ForwardPart::Other, s);
+    m.decode_body(batch);
+    m.last_timings = m.timer.finish(s);
+  } else {
+    auto& graph = m.graphs[batch];
+    if (!graph) graph = std::make_unique<CudaGraph>(s, [&] { m.decode_body(batch); });
+    graph->launch(s);
+  }
+  m.stream.synchronize();
+  for (std::int64_t q = 0; q < batch; ++q) ++m.seq_lengths[at(q)];
+  m.logits_rows = batch;
+  return std::vector<int>(m.step_out.get(), m.step_out.get() + batch);
+}
+
+std::vector<std::vector<int>> GpuModel::generate_greedy(
+    const std::vector<std::vector<int>>& prompts, int max_new) {
+  SLIDESPARSE_REQUIRE(max_new >= 0, InvalidArgument,
+                      "generate_greedy: max_new " + std::to_string(max_new) + " is negative");
+  std::vector<std::vector<int>> generated(prompts.size());
+  std::vector<int> next = prefill(prompts);
+  for (int step = 0; step < max_new; ++step) {
+    for (std::size_t s = 0; s < prompts.size(); ++s) generated[s].push_back(next[s]);
+    if (step + 1 < max_new) next = decode_step(next);  // the last token is not fed back
+  }
+  return generated;
+}
+
+std::vector<float> GpuModel::last_logits() const {
+  const Impl& m = *impl_;
+  m.stream.synchronize();
+  std::vector<float> out(at(m.logits_rows * m.config.vocab));
+  m.logits.download(out.data(), out.size());
+  return out;
+}
+
+void GpuModel::set_timing(bool on) { impl_->timer.set_enabled(on); }
+GpuTimings GpuModel::last_timings() const { return impl_->last_timings; }
+const ModelConfig& GpuModel::config() const { return impl_->config; }
+const GpuModelOptions& GpuModel::options() const { return impl_->options; }
+std::int64_t GpuModel::batch_size() const {
+  return static_cast<std::int64_t>(impl_->seq_lengths.size());
+}
+std::int64_t GpuModel::sequence_length(std::int64_t s) const {
+  SLIDESPARSE_REQUIRE(
+      s >= 0 && s < batch_size(), InvalidArgument,
+      "sequence " + std::to_string(s) + " out of range [0, " + std::to_string(batch_size()) + ")");
+  return impl_->seq_lengths[at(s)];
+}
+const std::string& GpuModel::name() const { return impl_->name; }
+std::uint64_t GpuModel::device_bytes() const { return impl_->device_bytes; }
+
+}  // namespace slidesparse::runner
