@@ -56,12 +56,6 @@ struct Row {
 
 std::string cell(double v, int decimals) { return std::isnan(v) ? "" : format_double(v, decimals); }
 
-std::string make_dir(const std::string& path) {
-  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
-    throw IoError("cannot create directory " + path + ": " + std::strerror(errno));
-  return path;
-}
-
 std::string model_name(const std::string& model) {
   std::string path = model;
   while (path.size() > 1 && path.back() == '/') path.pop_back();

@@ -45,6 +45,9 @@ class CsvTable {
 
 std::vector<std::int64_t> parse_int_list(const std::string& text, const std::string& what);
 std::vector<std::string> split_list(const std::string& text);
+// Creates `path` and its missing parents (the pipeline passes nested --out folders); returns it.
+// Throws IoError naming the folder.
+std::string make_dir(const std::string& path);
 std::string format_double(double value, int decimals);
 
 }  // namespace slidesparse::cli

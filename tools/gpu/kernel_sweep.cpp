@@ -87,12 +87,6 @@ std::vector<float> random_matrix(std::int64_t rows, std::int64_t cols, std::uint
   return out;
 }
 
-std::string make_dir(const std::string& path) {
-  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
-    throw IoError("cannot create directory " + path + ": " + std::strerror(errno));
-  return path;
-}
-
 std::string fmt_us(double us) { return std::isnan(us) ? "" : format_double(us, 2); }
 std::string fmt_ratio(double r) { return std::isnan(r) ? "" : format_double(r, 3); }
 
