@@ -8,7 +8,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 WORK=out/gpu_pipeline
 rm -rf "$WORK" && mkdir -p "$WORK"
-pack() { [[ -n "${OUT:-}" ]] && tar czf "$OUT/gpu_pipeline.tgz" -C "$WORK" . ; }
+# The made and converted models (gigabytes) stay behind: only results, status, logs and reports.
+pack() {
+  [[ -n "${OUT:-}" ]] && tar czf "$OUT/gpu_pipeline.tgz" -C "$WORK" --exclude='*/models' \
+    --exclude='*.safetensors' --exclude='build-gpu' .
+}
 trap pack EXIT
 GPU_CHECK_STAGES="" bash scripts/gpu_check.sh > "$WORK/build.txt" 2>&1 || { tail -n 30 "$WORK/build.txt"; exit 1; }
 grep "build ok" "$WORK/build.txt"
