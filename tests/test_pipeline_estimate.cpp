@@ -7,6 +7,7 @@
 #include "slidesparse/pipeline/estimate.hpp"
 #include "slidesparse/pipeline/jobs.hpp"
 #include "slidesparse/pipeline/plan.hpp"
+#include "slidesparse/presets.hpp"
 
 namespace slidesparse::pipeline {
 namespace {
@@ -32,6 +33,14 @@ PipelineStatus run_on(const std::string& info_file, std::vector<JobRecord> jobs)
   s.hardware.cuda_runtime = "13.0";
   s.jobs = std::move(jobs);
   return s;
+}
+
+// Weights of all linear layers of a preset: what the projection scales whole-model jobs by.
+double linear_weights(const std::string& preset) {
+  const ModelPreset& p = find_preset(preset);
+  double per_layer = 0;
+  for (const LinearShape& s : linear_shapes(p)) per_layer += static_cast<double>(s.n * s.k);
+  return per_layer * static_cast<double>(p.layers);
 }
 
 const EstimateLine& line(const Estimate& e, const std::string& kind) {
@@ -76,14 +85,20 @@ TEST(PipelineEstimate, ProjectsFromTheSameJobThenModelThenKind) {
   const EstimateLine& prefill = line(e, "prefill");
   EXPECT_EQ(prefill.jobs, 4);  // 2 models × (dense, 2_8)
   EXPECT_EQ(prefill.other_models, 4);
-  EXPECT_DOUBLE_EQ(prefill.seconds, 4 * 5.0 * 4);
+  // 5 s per case on bitnet-2b, scaled by each model's linear weights against bitnet-2b's.
+  const double bitnet = linear_weights("bitnet-2b");
+  const double prefill_seconds = 2 * 4 * 5.0 * linear_weights("llama3.2-1b") / bitnet +
+                                 2 * 4 * 5.0 * linear_weights("qwen2.5-7b") / bitnet;
+  EXPECT_NEAR(prefill.seconds, prefill_seconds, 1e-9 * prefill_seconds);
+  EXPECT_GT(linear_weights("qwen2.5-7b"), 2 * bitnet);  // the 7B model is projected slower
   EXPECT_DOUBLE_EQ(e.seconds, kernel.seconds + prefill.seconds);
   EXPECT_EQ(e.unknown_jobs, 0);
   ASSERT_EQ(e.sources.size(), 1u);
   EXPECT_EQ(e.sources[0], "h100/status.json");
   const std::string table = format_estimate(e, plan.name);
   EXPECT_NE(table.find("total"), std::string::npos);
-  EXPECT_NE(table.find("7 min 00 s"), std::string::npos) << table;  // 340 s + 80 s
+  EXPECT_NE(table.find("scaled by the size of the models' linear layers"), std::string::npos)
+      << table;
   EXPECT_NE(table.find("left out 1 measured jobs of another GPU: A100, cc 9.0, CUDA 13.0"),
             std::string::npos)
       << table;

@@ -5,20 +5,34 @@
 #include <cstdio>
 #include <map>
 
+#include "slidesparse/presets.hpp"
+
 namespace slidesparse::pipeline {
 
 namespace {
 
-// Mean seconds per job and per case over the measured jobs of one key.
+// Mean seconds per job and per case over the measured jobs of one key; per case and unit of
+// model work (model_work) over the jobs whose model's size is known.
 struct Timing {
   double seconds = 0;
   long cases = 0;
   int jobs = 0;
+  double sized_seconds = 0, sized_work = 0;
   double per_case() const { return cases > 0 ? seconds / static_cast<double>(cases) : 0; }
-  void add(double s, long c) {
+  void add(double s, long c, double work) {
     seconds += s;
     cases += c;
     ++jobs;
+    if (work > 0) {
+      sized_seconds += s;
+      sized_work += work * static_cast<double>(c);
+    }
+  }
+  // Seconds for `c` cases of a model of `work`: scaled by size when both sides know theirs.
+  double project(long c, double work) const {
+    if (work > 0 && sized_work > 0)
+      return sized_seconds / sized_work * work * static_cast<double>(c);
+    return per_case() * static_cast<double>(c);
   }
 };
 
@@ -38,6 +52,23 @@ std::string duration_text(double s) {
 bool depends_on_depth(const std::string& kind) {
   return kind == "make-model" || kind == "convert" || kind == "verify" || kind == "check" ||
          kind == "prefill" || kind == "decode";
+}
+
+// How much a job of `kind` on `model` weighs against another model's: the weights of one
+// decoder layer's linears (what a case of tuning or of a kernel sweep multiplies), times the
+// decoder layers for the jobs that make, convert or run the whole model (`layers` when the plan
+// cuts the models, else the preset's). 0 for a model that is not a preset (a checkpoint folder):
+// its jobs are projected per case, unscaled.
+double model_work(const std::string& kind, const std::string& model, std::int64_t layers) {
+  const ModelPreset* preset = nullptr;
+  for (const ModelPreset& p : model_presets())
+    if (p.name == model) preset = &p;
+  if (!preset) return 0;
+  double per_layer = 0;
+  for (const LinearShape& shape : linear_shapes(*preset))
+    per_layer += static_cast<double>(shape.n) * static_cast<double>(shape.k);
+  if (!depends_on_depth(kind)) return per_layer;
+  return per_layer * static_cast<double>(layers > 0 ? layers : preset->layers);
 }
 
 // The same cases (pattern and M) as `cells`: then its time is that job's time.
@@ -90,8 +121,9 @@ Estimate estimate_plan(const std::vector<Job>& jobs, std::int64_t layers,
       }
       const long cases = static_cast<long>(std::max<std::size_t>(1, r.cells.size()));
       by_id[r.id] = &r;
-      by_kind_model[r.kind + "\n" + r.model].add(r.seconds, cases);
-      by_kind[r.kind].add(r.seconds, cases);
+      const double work = model_work(r.kind, r.model, layers);
+      by_kind_model[r.kind + "\n" + r.model].add(r.seconds, cases, work);
+      by_kind[r.kind].add(r.seconds, cases, work);
     }
   }
   if (other_depth > 0)
@@ -119,7 +151,7 @@ Estimate estimate_plan(const std::vector<Job>& jobs, std::int64_t layers,
       seconds = km->second.per_case() * static_cast<double>(cases);
       ++line->same_model;
     } else if (const auto k = by_kind.find(job.kind); k != by_kind.end()) {
-      seconds = k->second.per_case() * static_cast<double>(cases);
+      seconds = k->second.project(cases, model_work(job.kind, job.model, layers));
       ++line->other_models;
     } else {
       ++line->unknown;
@@ -158,8 +190,9 @@ std::string format_estimate(const Estimate& e, const std::string& plan_name) {
   for (const EstimateLine& l : e.lines) borrowed += l.same_model + l.other_models;
   if (borrowed > 0)
     out += "  " + std::to_string(borrowed) +
-           " jobs are projected from the seconds per case of other jobs of their kind; time per "
-           "case grows with the model's size and with M, so these are rough\n";
+           " jobs are projected from the seconds per case of other jobs of their kind, scaled "
+           "by the size of the models' linear layers; time per case also grows with M, which "
+           "this leaves out, so these are rough\n";
   if (e.unknown_jobs > 0)
     out += "  " + std::to_string(e.unknown_jobs) +
            " jobs have no measurement of their kind: the total leaves them out (run a short plan "
