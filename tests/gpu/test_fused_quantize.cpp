@@ -310,7 +310,7 @@ TEST(FusedQuantizePaths, RowsInOptInSharedMemoryAndRowsTooLargeForIt) {
   for (const std::int64_t width : {29568, 50000, 50001}) {
     for (const Producer p :
          {Producer::RmsNorm, Producer::AddRmsNorm, Producer::GatedSilu, Producer::GatedRelu2Norm}) {
-      for (const std::string& map : {"dense", "2_8", "2_inf"}) {
+      for (const char* map : {"dense", "2_8", "2_inf"}) {
         expect_fused_equals_unfused(p, Precision::INT8, map_spec(map), 3, width);
         expect_fused_equals_unfused(p, Precision::FP8, map_spec(map), 2, width);
         if (HasFailure()) return;
@@ -324,7 +324,7 @@ TEST(FusedQuantizePaths, RowsInOptInSharedMemoryAndRowsTooLargeForIt) {
 TEST(FusedQuantizeLarge, AddRmsNormAtM65536Width3584) {
   SLIDESPARSE_REQUIRE_GPU();
   if (query_device(0).memory_bytes < (std::uint64_t{8} << 30)) GTEST_SKIP() << "needs 8 GiB";
-  for (const std::string& map : {"2_8", "2_inf", "dense"}) {
+  for (const char* map : {"2_8", "2_inf", "dense"}) {
     expect_fused_equals_unfused(Producer::AddRmsNorm, Precision::INT8, map_spec(map), 65536, 3584);
     if (HasFailure()) return;
   }
