@@ -15,6 +15,7 @@
 #include "slidesparse/gemm/gemm.hpp"
 #include "slidesparse/layer/linear.hpp"
 #include "slidesparse/model/weights.hpp"
+#include "slidesparse/runner/fused_quantize.hpp"
 #include "slidesparse/runner/model_kernels.hpp"
 #include "weight_source.hpp"
 
@@ -98,6 +99,11 @@ struct GpuModel::Impl {
   void prepare_m(std::int64_t m);
   void linear(SlideSparseLinear& layer, const DeviceBuffer<std::uint16_t>& x, std::int64_t m,
               DeviceBuffer<std::uint16_t>& y);
+  // The layer on an input that `produce(target)` quantizes (and lifts) into its GEMM operand
+  // (a fused norm or activation), then its GEMM and dequantize into y.
+  template <class Produce>
+  void fused_linear(SlideSparseLinear& layer, std::int64_t m, DeviceBuffer<std::uint16_t>& y,
+                    Produce&& produce);
   // All layers over m rows; leaves the final-normed hidden states in `normed`.
   void forward(std::int64_t m, bool decode, std::int64_t sequences, std::int64_t max_seqlen);
   void decode_body(std::int64_t batch);
@@ -195,7 +201,7 @@ void GpuModel::Impl::allocate_buffers() {
   attended = bf16_rows(c.q_width());
   projected = bf16_rows(c.hidden);
   gate_up = bf16_rows(2 * c.intermediate);
-  activated = bf16_rows(c.intermediate);
+  if (!options.fuse_quantize) activated = bf16_rows(c.intermediate);  // fused, never written
   const std::int64_t head_rows = lm_head->padded_rows(options.max_sequences);
   last_hidden = DeviceBuffer<std::uint16_t>(at(head_rows * c.hidden));
   last_hidden.fill_zero(nullptr);  // the padded rows feed the LM head: keep them finite
@@ -244,6 +250,18 @@ void GpuModel::Impl::linear(SlideSparseLinear& layer, const DeviceBuffer<std::ui
   timer.mark(ForwardPart::Other, stream.get());
 }
 
+template <class Produce>
+void GpuModel::Impl::fused_linear(SlideSparseLinear& layer, std::int64_t m,
+                                  DeviceBuffer<std::uint16_t>& y, Produce&& produce) {
+  cudaStream_t s = stream.get();
+  timer.mark(ForwardPart::Gemm, s);
+  const LinearPath resolved = layer.resolve(m, path);
+  produce(quantize_target(layer, resolved));
+  layer.run_gemm(m, resolved, s);
+  layer.dequantize(m, y.get(), resolved, s);
+  timer.mark(ForwardPart::Other, s);
+}
+
 void GpuModel::Impl::forward(std::int64_t m, bool decode, std::int64_t sequences,
                              std::int64_t max_seqlen) {
   const ModelConfig& c = config;
@@ -251,12 +269,29 @@ void GpuModel::Impl::forward(std::int64_t m, bool decode, std::int64_t sequences
   const float eps = static_cast<float>(c.rms_norm_eps);
   const int* row_sequence = decode ? iota.get() : sequence.get();
   embedding(as_bf16(residual), as_bf16(embed), tokens.get(), m, c.hidden, c.vocab, s);
-  rms_norm(as_bf16(normed), as_bf16(residual), as_bf16(layers.front().input_norm), m, c.hidden, eps,
-           s);
+  // Fused, each norm (and the activation) quantizes straight into the linear layer it feeds;
+  // the residual add that ends layer l moves into layer l+1's input norm. Only the final norm
+  // writes BF16 rows (the LM head reads them).
+  const bool fuse = options.fuse_quantize;
+  const bool bitnet = c.architecture == Architecture::BitNet;
+  if (!fuse)
+    rms_norm(as_bf16(normed), as_bf16(residual), as_bf16(layers.front().input_norm), m, c.hidden,
+             eps, s);
   for (std::size_t l = 0; l < layers.size(); ++l) {
     GpuLayer& layer = layers[l];
     // Attention block (reference_forward.cpp attention_block).
-    linear(*layer.qkv, normed, m, qkv);
+    if (fuse) {
+      fused_linear(*layer.qkv, m, qkv, [&](const QuantizeTarget& target) {
+        if (l == 0)
+          rms_norm_quantize_lift(as_bf16(residual), as_bf16(layer.input_norm), m, c.hidden, eps,
+                                 target, s);
+        else  // the previous layer's MLP output joins the residual here
+          add_rms_norm_quantize_lift(as_bf16(residual), as_bf16(projected),
+                                     as_bf16(layer.input_norm), m, c.hidden, eps, target, s);
+      });
+    } else {
+      linear(*layer.qkv, normed, m, qkv);
+    }
     const KvCacheView cache = cache_view(layer);
     timer.mark(ForwardPart::Attention, s);
     rope_store_kv(as_bf16(qkv), m, row_sequence, position.get(), inv_freq.get(), c.heads, cache, s);
@@ -267,20 +302,43 @@ void GpuModel::Impl::forward(std::int64_t m, bool decode, std::int64_t sequences
       attention_prefill(as_bf16(attended), as_bf16(qkv), cu_seqlens.get(), sequences, m, max_seqlen,
                         c.heads, c.kv_heads, c.head_dim, s);
     timer.mark(ForwardPart::Other, s);
-    if (c.architecture == Architecture::BitNet)  // BitNet normalizes the heads before o_proj
-      rms_norm(as_bf16(attended), as_bf16(attended), as_bf16(layer.attn_sub_norm), m, c.q_width(),
-               eps, s);
-    linear(*layer.o, attended, m, projected);
-    add_rms_norm(as_bf16(residual), as_bf16(projected), as_bf16(normed),
-                 as_bf16(layer.post_attention_norm), m, c.hidden, eps, s);
+    if (bitnet && fuse) {  // BitNet normalizes the heads before o_proj
+      fused_linear(*layer.o, m, projected, [&](const QuantizeTarget& target) {
+        rms_norm_quantize_lift(as_bf16(attended), as_bf16(layer.attn_sub_norm), m, c.q_width(), eps,
+                               target, s);
+      });
+    } else {
+      if (bitnet)
+        rms_norm(as_bf16(attended), as_bf16(attended), as_bf16(layer.attn_sub_norm), m, c.q_width(),
+                 eps, s);
+      linear(*layer.o, attended, m, projected);
+    }
     // MLP block (mlp_block): gate|up fused, act(gate)·up, [BitNet sub-norm], down.
-    linear(*layer.gate_up, normed, m, gate_up);
-    gated_activation(as_bf16(activated), as_bf16(gate_up), m, c.intermediate, c.activation, s);
-    if (c.architecture == Architecture::BitNet)
-      rms_norm(as_bf16(activated), as_bf16(activated), as_bf16(layer.ffn_sub_norm), m,
-               c.intermediate, eps, s);
-    linear(*layer.down, activated, m, projected);
+    if (fuse) {
+      fused_linear(*layer.gate_up, m, gate_up, [&](const QuantizeTarget& target) {
+        add_rms_norm_quantize_lift(as_bf16(residual), as_bf16(projected),
+                                   as_bf16(layer.post_attention_norm), m, c.hidden, eps, target, s);
+      });
+      fused_linear(*layer.down, m, projected, [&](const QuantizeTarget& target) {
+        if (bitnet)
+          gated_activation_rms_norm_quantize_lift(as_bf16(gate_up), m, c.intermediate, c.activation,
+                                                  as_bf16(layer.ffn_sub_norm), eps, target, s);
+        else
+          gated_activation_quantize_lift(as_bf16(gate_up), m, c.intermediate, c.activation, target,
+                                         s);
+      });
+    } else {
+      add_rms_norm(as_bf16(residual), as_bf16(projected), as_bf16(normed),
+                   as_bf16(layer.post_attention_norm), m, c.hidden, eps, s);
+      linear(*layer.gate_up, normed, m, gate_up);
+      gated_activation(as_bf16(activated), as_bf16(gate_up), m, c.intermediate, c.activation, s);
+      if (bitnet)
+        rms_norm(as_bf16(activated), as_bf16(activated), as_bf16(layer.ffn_sub_norm), m,
+                 c.intermediate, eps, s);
+      linear(*layer.down, activated, m, projected);
+    }
     // The residual add fused with the next norm: the next layer's input norm, or the final one.
+    if (fuse && l + 1 < layers.size()) continue;  // in the next layer's fused input norm
     const DeviceBuffer<std::uint16_t>& next_norm =
         l + 1 < layers.size() ? layers[l + 1].input_norm : final_norm;
     add_rms_norm(as_bf16(residual), as_bf16(projected), as_bf16(normed), as_bf16(next_norm), m,

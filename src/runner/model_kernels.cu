@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "row_math.cuh"
 #include "slidesparse/cuda/check.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/runner/model_kernels.hpp"
@@ -17,12 +18,21 @@
 namespace slidesparse::runner {
 namespace {
 
-constexpr int kRowThreads = 256;
+using detail::add_in_bf16;
+using detail::add_square;
+using detail::block_sum;
+using detail::gated;
+using detail::inverse_rms;
+using detail::kFullMask;
+using detail::kRowThreads;
+using detail::load_floats;
+using detail::normalize;
+using detail::store_floats;
+
 constexpr int kArgmaxThreads = 1024;
 constexpr int kElementThreads = 256;
 // Blocks beyond this walk further rows (or elements) in a grid-stride loop.
 constexpr std::int64_t kMaxBlocks = std::int64_t{1} << 20;
-constexpr unsigned kFullMask = 0xffffffffu;
 
 unsigned blocks_for(std::int64_t work) {
   return static_cast<unsigned>(std::max<std::int64_t>(1, std::min(work, kMaxBlocks)));
@@ -42,59 +52,6 @@ void require_non_negative(const char* caller, const char* name, std::int64_t val
   SLIDESPARSE_REQUIRE(
       value >= 0, InvalidArgument,
       std::string(caller) + ": " + name + " " + std::to_string(value) + " is negative");
-}
-
-// V consecutive BF16 values to float and back; V == 8 is one 16-byte access.
-template <int V>
-__device__ __forceinline__ void load_floats(const bf16* p, float (&f)[V]) {
-  if constexpr (V == 8) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(p);
-    const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const float2 t = __bfloat1622float2(pairs[k]);
-      f[2 * k] = t.x;
-      f[2 * k + 1] = t.y;
-    }
-  } else {
-#pragma unroll
-    for (int k = 0; k < V; ++k) f[k] = __bfloat162float(p[k]);
-  }
-}
-
-template <int V>
-__device__ __forceinline__ void store_floats(bf16* p, const float (&f)[V]) {
-  if constexpr (V == 8) {
-    uint4 raw;
-    __nv_bfloat162* pairs = reinterpret_cast<__nv_bfloat162*>(&raw);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) pairs[k] = __floats2bfloat162_rn(f[2 * k], f[2 * k + 1]);
-    *reinterpret_cast<uint4*>(p) = raw;
-  } else {
-#pragma unroll
-    for (int k = 0; k < V; ++k) p[k] = __float2bfloat16_rn(f[k]);
-  }
-}
-
-__device__ __forceinline__ float round_to_bf16(float x) {
-  return __bfloat162float(__float2bfloat16_rn(x));
-}
-
-// The sum of `value` over the block (blockDim.x a multiple of 32), the same on every thread.
-// `scratch` holds 32 floats; the leading barrier lets a grid-stride loop reuse it.
-__device__ float block_sum(float value, float* scratch) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1)
-    value += __shfl_xor_sync(kFullMask, value, offset);
-  const int warp = static_cast<int>(threadIdx.x) / 32;
-  const int lane = static_cast<int>(threadIdx.x) % 32;
-  __syncthreads();
-  if (lane == 0) scratch[warp] = value;
-  __syncthreads();
-  float total = 0.0f;
-  const int warps = static_cast<int>(blockDim.x) / 32;
-  for (int w = 0; w < warps; ++w) total += scratch[w];
-  return total;
 }
 
 // ---- row copies: embedding and gather_rows ---------------------------------------------
@@ -153,16 +110,15 @@ __global__ void __launch_bounds__(kRowThreads)
       float f[V];
       load_floats<V>(in + i * V, f);
 #pragma unroll
-      for (int k = 0; k < V; ++k) sum_squares += f[k] * f[k];
+      for (int k = 0; k < V; ++k) sum_squares = add_square(sum_squares, f[k]);
     }
-    const float total = block_sum(sum_squares, scratch);
-    const float inv_rms = 1.0f / sqrtf(total / static_cast<float>(width) + eps);
+    const float inv_rms = inverse_rms(block_sum(sum_squares, scratch), width, eps);
     for (std::int64_t i = threadIdx.x; i < vectors; i += blockDim.x) {
       float f[V], w[V];
       load_floats<V>(in + i * V, f);
       load_floats<V>(weight + i * V, w);
 #pragma unroll
-      for (int k = 0; k < V; ++k) f[k] = w[k] * (f[k] * inv_rms);
+      for (int k = 0; k < V; ++k) f[k] = normalize(w[k], f[k], inv_rms);
       store_floats<V>(result + i * V, f);
     }
   }
@@ -186,19 +142,18 @@ __global__ void __launch_bounds__(kRowThreads)
       load_floats<V>(add + i * V, a);
 #pragma unroll
       for (int k = 0; k < V; ++k) {
-        r[k] = round_to_bf16(r[k] + a[k]);
-        sum_squares += r[k] * r[k];
+        r[k] = add_in_bf16(r[k], a[k]);
+        sum_squares = add_square(sum_squares, r[k]);
       }
       store_floats<V>(res + i * V, r);
     }
-    const float total = block_sum(sum_squares, scratch);
-    const float inv_rms = 1.0f / sqrtf(total / static_cast<float>(width) + eps);
+    const float inv_rms = inverse_rms(block_sum(sum_squares, scratch), width, eps);
     for (std::int64_t i = threadIdx.x; i < vectors; i += blockDim.x) {
       float f[V], w[V];
       load_floats<V>(res + i * V, f);  // this thread's own stores above
       load_floats<V>(weight + i * V, w);
 #pragma unroll
-      for (int k = 0; k < V; ++k) f[k] = w[k] * (f[k] * inv_rms);
+      for (int k = 0; k < V; ++k) f[k] = normalize(w[k], f[k], inv_rms);
       store_floats<V>(result + i * V, f);
     }
   }
@@ -222,16 +177,6 @@ __global__ void __launch_bounds__(kElementThreads)
   }
 }
 
-template <Activation A>
-__device__ __forceinline__ float activate(float g) {
-  if constexpr (A == Activation::Silu) {
-    return g / (1.0f + expf(-g));
-  } else {
-    const float r = fmaxf(g, 0.0f);
-    return r * r;
-  }
-}
-
 template <int V, Activation A>
 __global__ void __launch_bounds__(kElementThreads)
     gated_activation_kernel(bf16* out, const bf16* gate_up, std::int64_t rows,
@@ -248,7 +193,7 @@ __global__ void __launch_bounds__(kElementThreads)
     load_floats<V>(gate, g);
     load_floats<V>(gate + intermediate, u);
 #pragma unroll
-    for (int k = 0; k < V; ++k) g[k] = activate<A>(g[k]) * u[k];
+    for (int k = 0; k < V; ++k) g[k] = gated<A>(g[k], u[k]);
     store_floats<V>(out + row * intermediate + column, g);
   }
 }

@@ -4,12 +4,14 @@
 //   INT8 sparse 2_8: against the reference with the same packed INT8 linears
 //   (packed_reference_linears, Sparse), relative L2 5e-2: activations are quantized from BF16
 //   rows on the GPU, from float32 rows on the CPU, so a few codes differ by one.
+//   fuse_quantize on and off (INT8 sparse 2_8, FP8 dense): the same logits, bit for bit.
 // Greedy tokens must match, except at near-ties of the reference (gap under 1% of the logit
 // range), which the test reports.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -152,6 +154,51 @@ TEST_P(GpuModelTest, GreedyGenerationEqualsStepByStep) {
     for (std::size_t s = 0; s < prompts.size(); ++s)
       EXPECT_EQ(generated[s][std::size_t(step)], next[s]) << "step " << step;
     if (step + 1 < 8) next = gpu.decode_step(next);
+  }
+}
+
+// Equal logits, bit for bit: reports the first difference rather than both vectors.
+void expect_same_logits(const std::vector<float>& got, const std::vector<float>& want,
+                        const std::string& where) {
+  ASSERT_EQ(got.size(), want.size()) << where;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+      ADD_FAILURE() << where << ": logit " << i << " is " << got[i] << " fused, " << want[i]
+                    << " unfused";
+      return;
+    }
+  }
+}
+
+// The norms and the activation fused into the quantization of the linear layers they feed
+// (fuse_quantize, the default) change no bit: the logits of the unfused kernels, through
+// prefill and the decode graphs.
+TEST_P(GpuModelTest, FusedQuantizeEqualsUnfused) {
+  struct Setup {
+    Precision precision;
+    GpuBackend backend;
+    Pattern pattern;
+  };
+  for (const Setup& setup : {Setup{Precision::INT8, GpuBackend::Sparse, Pattern::parse("2_8")},
+                             Setup{Precision::FP8, GpuBackend::Dense, Pattern::infinite()}}) {
+    const std::string name = std::string(precision_name(setup.precision)) + " " +
+                             runner::gpu_backend_name(setup.backend);
+    GpuModelOptions o = options(setup.precision, setup.backend, setup.pattern);
+    ASSERT_TRUE(o.fuse_quantize) << "fused is the default";
+    GpuModel fused(dir_, o);
+    o.fuse_quantize = false;
+    GpuModel unfused(dir_, o);
+    const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {100, 7, 300, 9, 11}, {42}};
+    std::vector<int> next = unfused.prefill(prompts);
+    EXPECT_EQ(fused.prefill(prompts), next) << name;
+    expect_same_logits(fused.last_logits(), unfused.last_logits(), name + " prefill");
+    for (int step = 0; step < 6 && !HasFailure(); ++step) {
+      const std::vector<int> fed = next;
+      next = unfused.decode_step(fed);
+      EXPECT_EQ(fused.decode_step(fed), next) << name << " decode step " << step;
+      expect_same_logits(fused.last_logits(), unfused.last_logits(),
+                         name + " decode step " + std::to_string(step));
+    }
   }
 }
 

@@ -66,6 +66,13 @@ class SlideSparseLinear {
   // Buffers the GEMMs read, so a search can time candidates on real data.
   const void* gemm_input(LinearPath path) const;
   void* gemm_output() { return acc_.get(); }
+  // What quantize_input fills, for a producer that quantizes (and lifts) the input itself
+  // (the runner's fused norms) before run_gemm: [m_cap, k_gemm(path)] in the precision's
+  // storage type, and one scale per row (nullptr for BF16/FP16, which have none).
+  void* quantized_input(LinearPath path) {
+    return resolve(1, path) == LinearPath::Sparse ? q_sparse_.get() : q_dense_.get();
+  }
+  float* input_scales() { return precision_is_quantized(precision_) ? scale_x_.get() : nullptr; }
 
   std::int64_t n() const { return n_; }
   std::int64_t k() const { return k_; }

@@ -38,11 +38,17 @@ struct GpuModelOptions {
   const TuningDb* tuning = nullptr;  // algorithm choices; must outlive the model
   int load_threads = 0;              // threads packing weights at load; 0 = all cores
   bool quiet = false;                // no load messages on stderr
+  // Compute the norms and the gated activation inside the quantize(+lift) of the linear layer
+  // they feed (runner/fused_quantize.hpp): the same bits, without the BF16 round trip through
+  // memory. false runs the unfused kernels (for tests and comparisons).
+  bool fuse_quantize = true;
 };
 
 // Time spent per forward (prefill) or step (decode), when timing is on.
 struct GpuTimings {
-  double gemm_ms = 0;       // the linear layers: quantize(+lift), GEMM, dequantize; LM head
+  // The linear layers: quantize(+lift), GEMM, dequantize; LM head. With fuse_quantize the
+  // norm or activation fused into a layer's quantize counts here, not in other_ms.
+  double gemm_ms = 0;
   double attention_ms = 0;  // RoPE with the KV-cache store and attention
   double other_ms = 0;      // embedding, norms, activation, residuals, sampling, copies
   double total_ms() const { return gemm_ms + attention_ms + other_ms; }
