@@ -1,6 +1,7 @@
 #include "slidesparse/runner/gpu_model.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -40,6 +41,12 @@ DeviceBuffer<std::uint16_t> upload_bf16(const std::vector<std::uint16_t>& host) 
 struct GpuLayer {
   DeviceBuffer<std::uint16_t> input_norm, post_attention_norm, attn_sub_norm, ffn_sub_norm;
   std::unique_ptr<SlideSparseLinear> qkv, o, gate_up, down;
+  // The GEMM of linear i (qkv, o, gate_up, down) on `path`.
+  const Gemm* linear_gemm(std::size_t i, LinearPath path) const {
+    SlideSparseLinear* lin =
+        std::array<SlideSparseLinear*, 4>{qkv.get(), o.get(), gate_up.get(), down.get()}[i];
+    return path == LinearPath::Dense ? lin->dense_gemm() : lin->sparse_gemm();
+  }
   DeviceBuffer<std::uint16_t> k_cache, v_cache;  // [max_sequences, max_context, kv_heads, hd]
 };
 
@@ -97,6 +104,9 @@ struct GpuModel::Impl {
   void load(WeightSource& source);
   void allocate_buffers();
   void prepare_m(std::int64_t m);
+  // Times the layer's candidates for M on whatever its quantized-input buffer holds (the time
+  // does not depend on the values) and keeps the fastest.
+  void search_algo(SlideSparseLinear& layer, std::int64_t m);
   void linear(SlideSparseLinear& layer, const DeviceBuffer<std::uint16_t>& x, std::int64_t m,
               DeviceBuffer<std::uint16_t>& y);
   // The layer on an input that `produce(target)` quantizes (and lifts) into its GEMM operand
@@ -231,16 +241,36 @@ void GpuModel::Impl::allocate_buffers() {
 // workspace moved it, so the graphs captured with the old one are dropped.
 void GpuModel::Impl::prepare_m(std::int64_t m) {
   if (prepared.insert(m).second) {
-    for (GpuLayer& layer : layers)
-      for (SlideSparseLinear* lin :
-           {layer.qkv.get(), layer.o.get(), layer.gate_up.get(), layer.down.get()})
-        lin->prepare({m});
+    const bool search = options.search_untuned && options.tuning == nullptr;
+    for (GpuLayer& layer : layers) {
+      const std::array<SlideSparseLinear*, 4> linears = {layer.qkv.get(), layer.o.get(),
+                                                         layer.gate_up.get(), layer.down.get()};
+      for (std::size_t i = 0; i < linears.size(); ++i) {
+        if (!search) {
+          linears[i]->prepare({m});
+        } else if (&layer == &layers.front()) {
+          search_algo(*linears[i], m);
+        } else {  // the same shape as the first layer's: its winner
+          const Gemm* searched = layers.front().linear_gemm(i, path);
+          if (const auto algo = searched->prepared_algo(m)) linears[i]->use_algo(m, path, *algo);
+        }
+      }
+    }
     if (m <= options.max_sequences) lm_head->prepare(m);
   }
   if (gemm->workspace_bytes() != graph_workspace) {
     graphs.clear();
     graph_workspace = gemm->workspace_bytes();
   }
+}
+
+void GpuModel::Impl::search_algo(SlideSparseLinear& layer, std::int64_t m) {
+  SearchOptions search;
+  search.warmup = 2;
+  search.reps = 10;
+  const auto timings = layer.search(m, path, search, stream.get());
+  if (timings.empty() || !timings.front().ok)
+    layer.prepare({m});  // nothing ran: the library default, which the search also tried
 }
 
 void GpuModel::Impl::linear(SlideSparseLinear& layer, const DeviceBuffer<std::uint16_t>& x,

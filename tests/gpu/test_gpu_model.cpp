@@ -202,6 +202,26 @@ TEST_P(GpuModelTest, FusedQuantizeEqualsUnfused) {
   }
 }
 
+// Searching algorithms (search_untuned) changes which kernels run, never the INT8 results: the
+// int32 sums of these tiny layers stay far below 2^24, where every algorithm is exact.
+TEST_P(GpuModelTest, SearchedAlgorithmsGiveTheSameInt8Logits) {
+  GpuModelOptions o = options(Precision::INT8, GpuBackend::Sparse, Pattern::parse("2_8"));
+  GpuModel defaults(dir_, o);
+  o.search_untuned = true;
+  GpuModel searched(dir_, o);
+  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {100, 7, 300, 9, 11}, {42}};
+  std::vector<int> next = defaults.prefill(prompts);
+  EXPECT_EQ(searched.prefill(prompts), next);
+  expect_same_logits(searched.last_logits(), defaults.last_logits(), "searched prefill");
+  for (int step = 0; step < 3 && !HasFailure(); ++step) {
+    const std::vector<int> fed = next;
+    next = defaults.decode_step(fed);
+    EXPECT_EQ(searched.decode_step(fed), next) << "decode step " << step;
+    expect_same_logits(searched.last_logits(), defaults.last_logits(),
+                       "searched decode step " + std::to_string(step));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, GpuModelTest,
                          ::testing::Values(Architecture::Llama, Architecture::Qwen2,
                                            Architecture::BitNet),

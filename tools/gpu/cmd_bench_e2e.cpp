@@ -41,6 +41,8 @@ struct E2eOptions {
   std::string out = "results", tuning;
   int warmup = 2, reps = 5;
   std::uint64_t seed = 1;
+  bool unfused = false;    // norms and activation not fused into the quantize(+lift)
+  bool no_search = false;  // without --tuning: library defaults instead of a search per M
 };
 
 const std::vector<std::string> kColumns = {
@@ -201,6 +203,13 @@ void save(const Output& out, const E2eOptions& opt, const std::string& name,
   md +=
       "gemm_ms and attention_ms come from CUDA events in an extra uncaptured pass; other_ms is "
       "the measured time minus both.\n\n";
+  md += std::string("GEMM algorithms: ") +
+        (!opt.tuning.empty() ? "from the tuning database " + opt.tuning
+         : opt.no_search     ? std::string("the libraries' defaults (--no-search)")
+                             : std::string("searched once per M on the first layer, reused by "
+                                               "the layers of the same shape")) +
+        ". Norms and gated activation " + (opt.unfused ? "apart from" : "fused into") +
+        " the linear layers' quantize(+lift).\n\n";
   md += "| M | tokens/s | requests/s | gemm ms | attention ms | other ms | status |\n";
   md += "|---|---|---|---|---|---|---|\n";
   for (const Row& r : rows)
@@ -283,6 +292,8 @@ void run_bench_e2e(const E2eOptions& opt) {
     tuning = std::make_unique<TuningDb>(TuningDb::load(opt.tuning, current_tuning_key(device)));
     options.tuning = tuning.get();
   }
+  options.fuse_quantize = !opt.unfused;
+  options.search_untuned = !opt.no_search;
   // Capacity for one M of the stage.
   const auto capacity = [&](std::int64_t m, runner::GpuModelOptions& o) {
     if (opt.stage == "prefill") {
@@ -392,6 +403,10 @@ void add_bench_e2e_command(CLI::App& bench) {
   cmd->add_option("--reps", opt->reps, "Timed prefill forwards per M (median)")
       ->capture_default_str();
   cmd->add_option("--seed", opt->seed, "Seed of the random prompts")->capture_default_str();
+  cmd->add_flag("--unfused", opt->unfused,
+                "Run RMSNorm and the gated activation apart from the quantize(+lift)");
+  cmd->add_flag("--no-search", opt->no_search,
+                "Without --tuning, keep the libraries' default algorithms (no search per M)");
   cmd->callback([opt]() { run_bench_e2e(*opt); });
 }
 

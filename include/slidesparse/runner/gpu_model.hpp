@@ -42,6 +42,10 @@ struct GpuModelOptions {
   // they feed (runner/fused_quantize.hpp): the same bits, without the BF16 round trip through
   // memory. false runs the unfused kernels (for tests and comparisons).
   bool fuse_quantize = true;
+  // Without a tuning database, search each linear shape's algorithms once per new M (on the
+  // first layer; the others of that shape reuse the winner) instead of taking the libraries'
+  // defaults, which for cuSPARSELt can be far from its best. Costs seconds per new M.
+  bool search_untuned = false;
 };
 
 // Time spent per forward (prefill) or step (decode), when timing is on.
