@@ -25,6 +25,11 @@ void add_bench_kernel_command(CLI::App& bench) {
   cmd->add_option("--out", opt->out, "Results root; a folder per GPU and dtype is made in it")
       ->capture_default_str();
   cmd->add_option("--tuning", opt->tuning, "Also record the best algorithms into this database");
+  cmd->add_option("--sparse-backend", opt->sparse_backend,
+                  "2:4 GEMM of the sparse columns: cusparselt, cutlass (fused dequantization, "
+                  "cc 9.0) or both (CUTLASS in extra columns)")
+      ->check(CLI::IsMember({"cusparselt", "cutlass", "both"}))
+      ->capture_default_str();
   cmd->callback([opt]() { run_kernel_sweep(*opt); });
 }
 
