@@ -99,10 +99,13 @@ struct SparseDequantGemm {
   using ElementE = typename Mainloop::ElementE;
 };
 
-// Two configurations per precision: a 128×128 tile in a 2×1 cluster (the activation tile is
-// multicast to the two CTAs that share it: good when M is small and N large) and a 128×256 tile
-// in a 1×2 cluster (the weight tile is multicast: prefill-sized M). K tile 128 for both, so
-// both read the same compressed weights.
+// Two configurations per precision, both with a K tile of 128 so that they read the same
+// compressed weights: a 128×128 tile in a 2×1 cluster (the activation tile is multicast to the
+// two CTAs that share it: decode-sized M, large N), and a 1×2 cluster that multicasts the
+// weight tile instead (prefill-sized M), with a 128×256 tile for INT8. FP8 keeps 128×128 there:
+// its mainloop promotes the tensor cores' partial sums into a second set of fp32 accumulators,
+// and with 128×256 the two sets need 256 registers per consumer thread (ptxas: 168 registers
+// plus 768 bytes of spills), while 128×128 needs none.
 using Tile128x128 = cute::Shape<cute::_128, cute::_128, cute::_128>;
 using Tile128x256 = cute::Shape<cute::_128, cute::_256, cute::_128>;
 using Cluster2x1 = cute::Shape<cute::_2, cute::_1, cute::_1>;
@@ -111,7 +114,7 @@ using Cluster1x2 = cute::Shape<cute::_1, cute::_2, cute::_1>;
 using Int8Small = SparseDequantGemm<std::int8_t, std::int32_t, Tile128x128, Cluster2x1>;
 using Int8Large = SparseDequantGemm<std::int8_t, std::int32_t, Tile128x256, Cluster1x2>;
 using Fp8Small = SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster2x1>;
-using Fp8Large = SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x256, Cluster1x2>;
+using Fp8Large = SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster1x2>;
 
 static_assert(std::is_same_v<Int8Small::SparseConfig, Int8Large::SparseConfig>,
               "the INT8 configurations must share one compressed-weight layout");
@@ -119,9 +122,13 @@ static_assert(std::is_same_v<Fp8Small::SparseConfig, Fp8Large::SparseConfig>,
               "the FP8 configurations must share one compressed-weight layout");
 
 constexpr int kConfigs = 2;
-const char* const kConfigNames[kConfigs] = {
+const char* const kInt8ConfigNames[kConfigs] = {
     "tile 128x128x128, cluster 2x1, cooperative",
     "tile 128x256x128, cluster 1x2, cooperative",
+};
+const char* const kFp8ConfigNames[kConfigs] = {
+    "tile 128x128x128, cluster 2x1, cooperative",
+    "tile 128x128x128, cluster 1x2, cooperative",
 };
 
 void check_status(cutlass::Status status, const std::string& what) {
@@ -301,7 +308,7 @@ std::string config_name(Precision precision, int config) {
   require_8bit(precision);
   if (config < 0 || config >= kConfigs)
     throw InvalidArgument("CUTLASS sparse GEMM has no configuration " + std::to_string(config));
-  return kConfigNames[config];
+  return precision == Precision::INT8 ? kInt8ConfigNames[config] : kFp8ConfigNames[config];
 }
 
 CompressedSizes compressed_sizes(Precision precision, std::int64_t n, std::int64_t k) {
