@@ -214,7 +214,7 @@ __global__ void check_and_canonicalize_kernel(const std::uint32_t* __restrict__ 
 #pragma unroll
     for (int b = 0; b < 4; ++b) {
       const std::uint32_t byte = (word >> (8 * b)) & 0xffu;
-      // E4M3 -0 (0x80) is a zero for the product, not a value the compressor must keep.
+      // E4M3 -0 (0x80) is a zero for the product, not a value the 2:4 slots must hold.
       if (fp8 && byte == 0x80u) word &= ~(0xffu << (8 * b));
       nonzeros += (fp8 && byte == 0x80u) || byte == 0 ? 0 : 1;
     }

@@ -34,7 +34,8 @@ struct CompressedSizes {
 CompressedSizes compressed_sizes(Precision precision, std::int64_t n, std::int64_t k);
 
 // Checks W [n, k] (row-major, k % 4 == 0) for 2:4 along K and writes a copy to `canonical` with
-// FP8 negative zeros made positive (the compressor treats any non-zero byte as a value).
+// FP8 negative zeros made positive, so the compressor sees exactly the zeros the check
+// counted (CUTLASS 4.2's compressor masks -0 itself; older ones keep any non-zero byte).
 // Returns the number of groups of 4 with more than 2 non-zeros. Synchronizes the stream.
 std::int64_t check_and_canonicalize(Precision precision, std::int64_t n, std::int64_t k,
                                     const void* w, void* canonical, cudaStream_t stream);
