@@ -1,6 +1,7 @@
 #include "slidesparse/layer/linear.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -286,8 +287,9 @@ void SlideSparseLinear::forward(const void* x, std::int64_t m, void* y, cudaStre
   const LinearPath resolved = resolve(m, path);
   quantize_input(x, m, resolved, stream);
   if (gemm_for(resolved).fuses_dequantize()) {
-    // Quantize+lift, then the GEMM that dequantizes: Y straight into y when no N padding.
-    if (n_ == n_gemm_) {
+    // Quantize+lift, then the GEMM that dequantizes: Y straight into y when N has no padding
+    // and y suits its TMA stores (16-byte aligned), else through the accumulator buffer.
+    if (n_ == n_gemm_ && reinterpret_cast<std::uintptr_t>(y) % 16 == 0) {
       run_fused(m, y, stream);
     } else {
       run_fused(m, acc_.get(), stream);

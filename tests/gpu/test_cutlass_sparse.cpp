@@ -201,6 +201,30 @@ TEST(CutlassSparseLayerStages, RunGemmThenDequantizeEqualsForward) {
   EXPECT_EQ(staged, run_layer(layer, p, kM, LinearPath::Sparse));
 }
 
+// N = 96 needs no padding, so an aligned y receives the GEMM's TMA stores directly; a y that
+// is only 2-byte aligned must go through the staging copy and give the same values.
+TEST(CutlassSparseLayerStages, UnalignedOutputGivesTheSameValues) {
+  SLIDESPARSE_REQUIRE_GPU();
+  GemmContext ctx;
+  REQUIRE_CUTLASS_SPARSE(ctx);
+  constexpr std::int64_t kM = 37, kN = 96, kK = 200;
+  const Problem p = make_problem(kM, kN, kK, 13);
+  const PackedLinear packed = pack_linear(p.w.data(), kN, kK, p.bias.data(), Precision::INT8,
+                                          Pattern::parse("6:8"), PruneMode::Magnitude, "w");
+  SlideSparseLinear layer(ctx, packed, cutlass_options(kM));
+  const auto aligned = run_layer(layer, p, kM, LinearPath::Sparse);
+  DeviceBuffer<std::uint16_t> x(static_cast<std::size_t>(kM * kK)),
+      y(static_cast<std::size_t>(kM * kN + 1));
+  x.upload(p.x_bits.data(), x.size());
+  y.fill_bytes(0xCD, nullptr);
+  layer.forward(x.get(), kM, y.get() + 1, nullptr, LinearPath::Sparse);
+  SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
+  std::vector<std::uint16_t> shifted(y.size());
+  y.download(shifted.data(), shifted.size());
+  EXPECT_EQ(std::vector<std::uint16_t>(shifted.begin() + 1, shifted.end()), aligned);
+  EXPECT_EQ(shifted.front(), 0xCDCD) << "wrote before y";
+}
+
 // ---- the Gemm --------------------------------------------------------------------------------
 
 // Slid INT8 weights padded to the backend's multiples, on the device.
