@@ -31,6 +31,12 @@ PY
     echo "setup: installing cuSPARSELt (nvidia-cusparselt-cu13)"
     python3 -m pip install -q --disable-pip-version-check nvidia-cusparselt-cu13
   fi
+  # CUTLASS headers for our sm_90a sparse GEMM (CMake asks python where they are).
+  if ! python3 -c 'import cutlass_library' >/dev/null 2>&1; then
+    echo "setup: installing the CUTLASS headers (nvidia-cutlass)"
+    python3 -m pip install -q --disable-pip-version-check nvidia-cutlass==4.2.0 ||
+      echo "setup: nvidia-cutlass not installed; the CUTLASS sparse GEMM will not be built"
+  fi
 fi
 # Plots in the pipeline's report (Python glue only; the report says so when it is missing).
 if ! python3 -c 'import matplotlib' >/dev/null 2>&1; then

@@ -7,4 +7,15 @@ cd "$(dirname "$0")/.."
 rm -rf .deps && mkdir -p .deps/include
 cp -r /usr/include/nlohmann /usr/include/CLI /usr/include/fmt /usr/include/toml++ .deps/include/
 cp -r /usr/src/googletest .deps/googletest
+# The CUTLASS headers of the pip package nvidia-cutlass, when installed, for the CUTLASS sparse
+# GEMM (CMake accepts this include/ + util_include/ layout).
+if cutlass_source=$(python3 -c 'import cutlass_library, os; print(os.path.dirname(cutlass_library.__file__))' 2>/dev/null)/source &&
+  [ -f "$cutlass_source/include/cutlass/cutlass.h" ]; then
+  rm -rf third_party_headers/cutlass && mkdir -p third_party_headers/cutlass
+  cp -r "$cutlass_source/include" third_party_headers/cutlass/include
+  cp -r "$cutlass_source/tools/util/include" third_party_headers/cutlass/util_include
+  du -sh third_party_headers/cutlass
+else
+  echo "vendor_deps: nvidia-cutlass is not installed; the CUTLASS sparse GEMM will not be built"
+fi
 du -sh .deps

@@ -34,12 +34,15 @@ constexpr BackendRule kRules[] = {
     {Precision::FP8, GemmBackendKind::CusparseLt, {16, 32, 32}, DType::F32},
     {Precision::BF16, GemmBackendKind::CusparseLt, {8, 16, 16}, DType::BF16},
     {Precision::FP16, GemmBackendKind::CusparseLt, {8, 16, 16}, DType::F16},
+    {Precision::INT8, GemmBackendKind::CutlassSparse, {1, 32, 32}, DType::BF16},
+    {Precision::FP8, GemmBackendKind::CutlassSparse, {1, 32, 32}, DType::BF16},
 };
 
 const BackendRule& rule(Precision precision, GemmBackendKind kind) {
   for (const auto& r : kRules)
     if (r.precision == precision && r.kind == kind) return r;
-  throw InvalidArgument("no GEMM rule for this precision and backend");
+  throw InvalidArgument(std::string("the ") + backend_name(kind) + " GEMM backend does not run " +
+                        precision_name(precision) + " (INT8 and FP8 only)");
 }
 
 int json_int(const nlohmann::json& j, const char* field, int fallback) {
@@ -74,13 +77,23 @@ std::uint64_t parse_hex_word(const nlohmann::json& v) {
 }  // namespace
 
 const char* backend_name(GemmBackendKind kind) {
-  return kind == GemmBackendKind::CusparseLt ? "cusparselt" : "cublaslt";
+  switch (kind) {
+    case GemmBackendKind::CublasLtDense:
+      return "cublaslt";
+    case GemmBackendKind::CusparseLt:
+      return "cusparselt";
+    case GemmBackendKind::CutlassSparse:
+      return "cutlass";
+  }
+  return "?";
 }
 
 GemmBackendKind parse_backend(const std::string& name) {
   if (name == "cublaslt") return GemmBackendKind::CublasLtDense;
   if (name == "cusparselt") return GemmBackendKind::CusparseLt;
-  throw InvalidArgument("unknown GEMM backend '" + name + "' (expected cublaslt or cusparselt)");
+  if (name == "cutlass") return GemmBackendKind::CutlassSparse;
+  throw InvalidArgument("unknown GEMM backend '" + name +
+                        "' (expected cublaslt, cusparselt or cutlass)");
 }
 
 GemmRequirements gemm_requirements(Precision precision, GemmBackendKind kind) {
@@ -141,6 +154,13 @@ bool GemmAlgo::operator==(const GemmAlgo& o) const {
 }
 
 Gemm::~Gemm() = default;
+
+void Gemm::run_dequantized(const void*, const float*, const float*, const float*, void*, DType,
+                           std::int64_t, cudaStream_t) {
+  throw InvalidArgument(std::string("run_dequantized is not supported by the ") +
+                        backend_name(kind()) +
+                        " GEMM backend (it writes accumulators: run, then dequantize)");
+}
 
 // ---- versions ----------------------------------------------------------------------------
 

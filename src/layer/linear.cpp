@@ -1,6 +1,7 @@
 #include "slidesparse/layer/linear.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -72,7 +73,19 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     throw InvalidArgument("linear layer needs at least one of the sparse and dense paths");
   if (max_m_ <= 0) throw InvalidArgument("linear layer max_m must be positive");
 
-  const GemmRequirements sparse_req = gemm_requirements(precision_, GemmBackendKind::CusparseLt);
+  const GemmBackendKind sparse_kind = options.sparse_backend;
+  if (sparse_kind != GemmBackendKind::CusparseLt && sparse_kind != GemmBackendKind::CutlassSparse)
+    throw InvalidArgument(std::string("linear layer sparse backend must be cusparselt or cutlass, "
+                                      "not ") +
+                          backend_name(sparse_kind));
+  const bool fused_sparse = options.build_sparse && sparse_kind == GemmBackendKind::CutlassSparse;
+  if (fused_sparse && activation_ != DType::BF16)
+    throw InvalidArgument(std::string("linear layer: the cutlass sparse backend writes BF16 "
+                                      "outputs, the layer's activations are ") +
+                          dtype_name(activation_));
+  // Without a sparse path the cuSPARSELt multiples keep the padding this layer always had.
+  const GemmRequirements sparse_req = gemm_requirements(
+      precision_, options.build_sparse ? sparse_kind : GemmBackendKind::CusparseLt);
   const GemmRequirements dense_req = gemm_requirements(precision_, GemmBackendKind::CublasLtDense);
   n_gemm_ = round_up(n_, std::max(sparse_req.n_multiple, dense_req.n_multiple));
   // The quantize kernels write rows of a multiple of 16 elements (their k_out contract),
@@ -94,7 +107,9 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     const auto padded =
         pad_matrix(weights.weight.data(), n_, weights.k_slide(), n_gemm_, k_gemm_sparse_, element);
     const auto device = upload(padded);  // compressed by the Gemm, then freed here
-    sparse_ = make_cusparselt_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get());
+    sparse_ = fused_sparse
+                  ? make_cutlass_sparse_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get())
+                  : make_cusparselt_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get());
     q_sparse_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_sparse_) *
                                            element);
     q_sparse_.fill_zero(nullptr);
@@ -109,12 +124,20 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
         DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_dense_) * element);
     q_dense_.fill_zero(nullptr);
   }
-  scale_w_ = upload(weights.scale);
+  // Padded to n_gemm: a fused epilogue reads one scale (and bias) per GEMM row.
+  std::vector<float> scale_w(static_cast<std::size_t>(n_gemm_), 0.0f);
+  std::copy(weights.scale.begin(), weights.scale.end(), scale_w.begin());
+  scale_w_ = upload(scale_w);
   has_bias_ = !weights.bias.empty();
   if (has_bias_ && weights.bias.size() != static_cast<std::size_t>(n_))
     throw InvalidArgument("linear layer bias has " + std::to_string(weights.bias.size()) +
                           " values for N = " + std::to_string(n_));
-  bias_ = upload(weights.bias);
+  std::vector<float> bias;
+  if (has_bias_) {
+    bias.assign(static_cast<std::size_t>(n_gemm_), 0.0f);
+    std::copy(weights.bias.begin(), weights.bias.end(), bias.begin());
+  }
+  bias_ = upload(bias);
   scale_x_ = DeviceBuffer<float>(static_cast<std::size_t>(m_gemm_cap_));
   // The two libraries may write different accumulator types (cuSPARSELt has no FP32
   // output for 16-bit inputs): size the shared buffer for the wider one.
@@ -143,7 +166,7 @@ LinearPath SlideSparseLinear::resolve(std::int64_t m, LinearPath path) const {
   if (path != LinearPath::Auto) return path;
   if (!sparse_) return LinearPath::Dense;
   if (!dense_ || !tuning_ || tuning_->stale()) return LinearPath::Sparse;
-  const auto sparse = tuning_->lookup("cusparselt", precision_name(precision_),
+  const auto sparse = tuning_->lookup(backend_name(sparse_->kind()), precision_name(precision_),
                                       pattern_.zeros_name(), n_gemm_, k_gemm_sparse_, m);
   const auto dense =
       tuning_->lookup("cublaslt", precision_name(precision_), "dense", n_gemm_, k_gemm_dense_, m);
@@ -190,7 +213,7 @@ void SlideSparseLinear::prepare(const std::vector<std::int64_t>& ms) {
       if (tuning_ && !tuning_->stale()) {
         const bool sparse = path == LinearPath::Sparse;
         const auto entry =
-            tuning_->lookup(sparse ? "cusparselt" : "cublaslt", precision_name(precision_),
+            tuning_->lookup(backend_name(gemm_for(path).kind()), precision_name(precision_),
                             sparse ? pattern_.zeros_name() : "dense", n_gemm_, k_gemm(path), m);
         if (entry) algo = GemmAlgo::from_json(entry->algo);
       }
@@ -222,11 +245,34 @@ void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath
 
 void SlideSparseLinear::run_gemm(std::int64_t m, LinearPath path, cudaStream_t stream) {
   const LinearPath resolved = resolve(m, path);
-  gemm_for(resolved).run(gemm_input(resolved), acc_.get(), m_gemm(m, resolved), stream);
+  Gemm& gemm = gemm_for(resolved);
+  if (gemm.fuses_dequantize()) {
+    run_fused(m, acc_.get(), stream);
+    return;
+  }
+  gemm.run(gemm_input(resolved), acc_.get(), m_gemm(m, resolved), stream);
+}
+
+void SlideSparseLinear::run_fused(std::int64_t m, void* y, cudaStream_t stream) {
+  sparse_->run_dequantized(q_sparse_.get(), scale_x_.get(), scale_w_.get(),
+                           has_bias_ ? bias_.get() : nullptr, y, activation_,
+                           m_gemm(m, LinearPath::Sparse), stream);
+}
+
+void SlideSparseLinear::copy_fused_output(std::int64_t m, void* y, cudaStream_t stream) {
+  const std::size_t element = dtype_size(activation_);
+  SLIDESPARSE_CHECK_CUDA(cudaMemcpy2DAsync(
+      y, static_cast<std::size_t>(n_) * element, acc_.get(),
+      static_cast<std::size_t>(n_gemm_) * element, static_cast<std::size_t>(n_) * element,
+      static_cast<std::size_t>(m), cudaMemcpyDeviceToDevice, stream));
 }
 
 void SlideSparseLinear::dequantize(std::int64_t m, void* y, LinearPath path, cudaStream_t stream) {
   const Gemm& gemm = gemm_for(resolve(m, path));
+  if (gemm.fuses_dequantize()) {  // run_gemm wrote Y already
+    copy_fused_output(m, y, stream);
+    return;
+  }
   const bool quantized = precision_is_quantized(precision_);
   dequantize_output(acc_.get(), gemm.output_type(), m, n_, n_gemm_,
                     quantized ? scale_x_.get() : nullptr, quantized ? scale_w_.get() : nullptr,
@@ -240,6 +286,17 @@ void SlideSparseLinear::forward(const void* x, std::int64_t m, void* y, cudaStre
                           std::to_string(max_m_) + "] it was built for");
   const LinearPath resolved = resolve(m, path);
   quantize_input(x, m, resolved, stream);
+  if (gemm_for(resolved).fuses_dequantize()) {
+    // Quantize+lift, then the GEMM that dequantizes: Y straight into y when N has no padding
+    // and y suits its TMA stores (16-byte aligned), else through the accumulator buffer.
+    if (n_ == n_gemm_ && reinterpret_cast<std::uintptr_t>(y) % 16 == 0) {
+      run_fused(m, y, stream);
+    } else {
+      run_fused(m, acc_.get(), stream);
+      copy_fused_output(m, y, stream);
+    }
+    return;
+  }
   run_gemm(m, resolved, stream);
   dequantize(m, y, resolved, stream);
 }

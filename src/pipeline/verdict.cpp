@@ -28,6 +28,7 @@ const ErrorPattern kErrorPatterns[] = {
     {"unsupported", "not supported", false},
     {"cusparselt", "cuSPARSELt error", false},
     {"cublas", "cuBLASLt error", false},
+    {"cutlass", "CUTLASS error", false},
     {"cuda", "CUDA error", false},
     {"cannot open", "file error", false},
     {"cannot read", "file error", false},

@@ -16,6 +16,11 @@ void add_sweep_options(CLI::App& cmd, KernelSweepOptions& opt) {
   cmd.add_option("--dtype", opt.dtypes, "int8,fp8,bf16,fp16")->capture_default_str();
   cmd.add_option("--reps", opt.reps, "Timed repetitions per measurement")->capture_default_str();
   cmd.add_option("--seed", opt.seed, "Random seed")->capture_default_str();
+  cmd.add_option("--sparse-backend", opt.sparse_backend,
+                 "2:4 GEMM of the sparse path: cusparselt, cutlass (our sm_90a GEMM with fused "
+                 "dequantization, cc 9.0) or both (CUTLASS measured in extra columns)")
+      ->check(CLI::IsMember({"cusparselt", "cutlass", "both"}))
+      ->capture_default_str();
 }
 
 void add_bench_kernel_command(CLI::App& bench) {

@@ -26,6 +26,11 @@ void add_info_command(CLI::App& app) {
                 (d.runtime_version % 1000) / 10);
     std::printf("cuBLASLt            %d\n", cublaslt_version());
     std::printf("cuSPARSELt          %d\n", cusparselt_version());
+    const bool cc90 = d.cc_major == 9 && d.cc_minor == 0;
+    std::printf("CUTLASS 2:4 GEMM    %s\n",
+                !cutlass_sparse_available() ? "not built (no CUTLASS headers or no sm_90a target)"
+                : cc90                      ? "yes (sm_90a, INT8/FP8, fused dequantization)"
+                                            : "built for sm_90a, needs cc 9.0");
     const bool sparse = d.cc_major >= 8;
     std::printf("2:4 sparse tensor cores  %s\n", sparse ? "yes" : "no (needs cc 8.0+)");
     for (Precision p : {Precision::INT8, Precision::FP8, Precision::BF16, Precision::FP16}) {

@@ -42,6 +42,9 @@ struct Cell {
   double lift_us = NAN, lift_gbs = NAN;
   std::string dense_algo, sparse_algo;
   int sparse_candidates = 0, dense_candidates = 0;
+  // --sparse-backend both: the CUTLASS GEMM with its dequantizing epilogue, on the same weights.
+  double cutlass_gemm_us = NAN;
+  std::string cutlass_algo;
 };
 
 const std::vector<std::string> kColumns = {"model",
@@ -74,6 +77,17 @@ const std::vector<std::string> kColumns = {"model",
                                            "status",
                                            "error"};
 
+// Extra columns of --sparse-backend both.
+const std::vector<std::string> kCutlassColumns = {"cutlass_gemm_epilogue_us",
+                                                  "speedup_cutlass_gemm", "cutlass_algo"};
+
+std::vector<std::string> columns(bool with_cutlass) {
+  std::vector<std::string> out = kColumns;
+  // Before status and error, which stay the last two.
+  if (with_cutlass) out.insert(out.end() - 2, kCutlassColumns.begin(), kCutlassColumns.end());
+  return out;
+}
+
 std::vector<float> random_matrix(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
   std::vector<float> out(static_cast<std::size_t>(rows * cols));
   std::uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -91,41 +105,48 @@ std::string fmt_us(double us) { return std::isnan(us) ? "" : format_double(us, 2
 std::string fmt_ratio(double r) { return std::isnan(r) ? "" : format_double(r, 3); }
 
 std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24_sparse,
-                                  double copy_gbs) {
+                                  double copy_gbs, bool with_cutlass) {
   const double speedup = c.dense_gemm_us / c.sparse_gemm_us;
   const double layer_speedup = c.dense_layer_us / c.sparse_layer_us;
   const double gamma = c.pattern.gamma();
   // Native 2:4 time scaled by γ is what a perfect slid kernel would take.
   const double vs24 = t24_sparse * gamma / c.sparse_gemm_us;
-  return {c.shape.model,
-          c.shape.layer,
-          std::to_string(c.shape.n),
-          std::to_string(c.shape.k),
-          std::to_string(c.m),
-          precision_name(precision),
-          c.pattern.zeros_name(),
-          c.pattern.paper_name(),
-          format_double(gamma, 3),
-          format_double(c.pattern.speedup_bound(), 3),
-          fmt_us(c.dense_gemm_us),
-          fmt_us(c.sparse_gemm_us),
-          fmt_ratio(speedup),
-          fmt_ratio(speedup / c.pattern.speedup_bound()),
-          fmt_ratio(vs24),
-          fmt_us(c.dense_layer_us),
-          fmt_us(c.sparse_layer_us),
-          fmt_ratio(layer_speedup),
-          fmt_ratio(c.sparse_layer_us / c.sparse_gemm_us - 1.0),
-          fmt_us(c.lift_us),
-          std::isnan(c.lift_gbs) ? std::string() : format_double(c.lift_gbs, 1),
-          fmt_ratio(c.lift_gbs / copy_gbs),
-          format_double(copy_gbs, 1),
-          c.dense_algo,
-          c.sparse_algo,
-          std::to_string(c.dense_candidates),
-          std::to_string(c.sparse_candidates),
-          c.status,
-          c.error};
+  std::vector<std::string> row = {
+      c.shape.model,
+      c.shape.layer,
+      std::to_string(c.shape.n),
+      std::to_string(c.shape.k),
+      std::to_string(c.m),
+      precision_name(precision),
+      c.pattern.zeros_name(),
+      c.pattern.paper_name(),
+      format_double(gamma, 3),
+      format_double(c.pattern.speedup_bound(), 3),
+      fmt_us(c.dense_gemm_us),
+      fmt_us(c.sparse_gemm_us),
+      fmt_ratio(speedup),
+      fmt_ratio(speedup / c.pattern.speedup_bound()),
+      fmt_ratio(vs24),
+      fmt_us(c.dense_layer_us),
+      fmt_us(c.sparse_layer_us),
+      fmt_ratio(layer_speedup),
+      fmt_ratio(c.sparse_layer_us / c.sparse_gemm_us - 1.0),
+      fmt_us(c.lift_us),
+      std::isnan(c.lift_gbs) ? std::string() : format_double(c.lift_gbs, 1),
+      fmt_ratio(c.lift_gbs / copy_gbs),
+      format_double(copy_gbs, 1),
+      c.dense_algo,
+      c.sparse_algo,
+      std::to_string(c.dense_candidates),
+      std::to_string(c.sparse_candidates),
+      c.status,
+      c.error};
+  if (with_cutlass) {
+    const std::vector<std::string> extra = {
+        fmt_us(c.cutlass_gemm_us), fmt_ratio(c.dense_gemm_us / c.cutlass_gemm_us), c.cutlass_algo};
+    row.insert(row.end() - 2, extra.begin(), extra.end());
+  }
+  return row;
 }
 
 // The fastest working candidate, or throws with the first candidate's error.
@@ -243,6 +264,14 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
   for (const auto& d : split_list(opt.dtypes)) precisions.push_back(parse_precision(d));
   const auto shapes = bench_shapes(split_list(opt.models));
   if (opt.reps < 3) throw InvalidArgument("--reps must be at least 3");
+  if (opt.sparse_backend != "cusparselt" && opt.sparse_backend != "cutlass" &&
+      opt.sparse_backend != "both")
+    throw InvalidArgument("--sparse-backend must be cusparselt, cutlass or both, not '" +
+                          opt.sparse_backend + "'");
+  const bool with_cutlass = opt.sparse_backend == "both";
+  const GemmBackendKind sparse_kind = opt.sparse_backend == "cutlass"
+                                          ? GemmBackendKind::CutlassSparse
+                                          : GemmBackendKind::CusparseLt;
 
   CudaStream stream;
   const double copy_gbs = measure_copy_bandwidth_gbs(stream.get());
@@ -259,19 +288,19 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
 
   for (Precision precision : precisions) {
     const std::string folder = make_dir(opt.out + "/" + result_folder_name(device, precision));
-    CsvTable table(folder + "/kernel_bench.csv", kColumns);
+    CsvTable table(folder + "/kernel_bench.csv", columns(with_cutlass));
     std::vector<Cell> cells;
     const std::string unsupported = precision_unsupported_reason(device, precision);
     const DType activation = precision == Precision::FP16 ? DType::F16 : DType::BF16;
     auto emit = [&]() {
-      table = CsvTable(folder + "/kernel_bench.csv", kColumns);
+      table = CsvTable(folder + "/kernel_bench.csv", columns(with_cutlass));
       for (const Cell& c : cells) {
         double t24 = NAN;
         for (const Cell& o : cells)
           if (o.shape.model == c.shape.model && o.shape.layer == c.shape.layer && o.m == c.m &&
               !o.pattern.is_infinite() && o.pattern.length() == 4)
             t24 = o.sparse_gemm_us;
-        table.add_row(cell_row(c, precision, t24, copy_gbs));
+        table.add_row(cell_row(c, precision, t24, copy_gbs, with_cutlass));
       }
       table.save();
       write_summary(folder + "/kernel_bench.md", cells, precision, device, copy_gbs);
@@ -350,7 +379,23 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
           LinearOptions lo;
           lo.activation = activation;
           lo.max_m = shape_max_m;
+          lo.sparse_backend = sparse_kind;
           SlideSparseLinear layer(ctx, packed, lo);
+          // --sparse-backend both: a second, sparse-only layer on the CUTLASS GEMM. Where it
+          // cannot be built (BF16/FP16, not cc 9.0, no backend in this build) its columns stay
+          // empty and the reason goes to the error column.
+          std::unique_ptr<SlideSparseLinear> cutlass_layer;
+          std::string cutlass_error;
+          if (with_cutlass) {
+            try {
+              LinearOptions co = lo;
+              co.sparse_backend = GemmBackendKind::CutlassSparse;
+              co.build_dense = false;
+              cutlass_layer = std::make_unique<SlideSparseLinear>(ctx, packed, co);
+            } catch (const Error& e) {
+              cutlass_error = std::string("cutlass: ") + e.what();
+            }
+          }
           for (Cell& c : pattern_cells) {
             if (c.status == "failed") {  // did not fit: recorded as it is
               finish(c);
@@ -364,7 +409,8 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
               // Sparse: search on the layer's own quantized lifted input.
               layer.quantize_input(xp, m, LinearPath::Sparse, s);
               const auto sparse = layer.search(m, LinearPath::Sparse, search, s);
-              const AlgoTiming& best_sparse = best_of(sparse, "cuSPARSELt");
+              const AlgoTiming& best_sparse = best_of(
+                  sparse, sparse_kind == GemmBackendKind::CutlassSparse ? "CUTLASS" : "cuSPARSELt");
               c.sparse_algo = best_sparse.algo.to_json().dump();
               c.sparse_candidates = count_ok(sparse);
               c.sparse_gemm_us =
@@ -390,12 +436,36 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                                 : time_median_us([&] { layer.run_gemm(m, LinearPath::Dense, s); },
                                                  s, 3, opt.reps);
               if (tuning) {
-                tuning->put({"cusparselt", precision_name(precision), pattern.zeros_name(),
-                             layer.n_gemm(), layer.k_gemm(LinearPath::Sparse), m,
-                             best_sparse.algo.to_json(), c.sparse_gemm_us});
+                tuning->put({backend_name(sparse_kind), precision_name(precision),
+                             pattern.zeros_name(), layer.n_gemm(), layer.k_gemm(LinearPath::Sparse),
+                             m, best_sparse.algo.to_json(), c.sparse_gemm_us});
                 tuning->put({"cublaslt", precision_name(precision), "dense", layer.n_gemm(),
                              layer.k_gemm(LinearPath::Dense), m, dense_algo[m].to_json(),
                              c.dense_gemm_us});
+              }
+              if (cutlass_layer) {
+                try {
+                  cutlass_layer->quantize_input(xp, m, LinearPath::Sparse, s);
+                  const auto timings = cutlass_layer->search(m, LinearPath::Sparse, search, s);
+                  const AlgoTiming& best = best_of(timings, "CUTLASS");
+                  c.cutlass_algo = best.algo.to_json().dump();
+                  c.cutlass_gemm_us =
+                      opt.tune_only
+                          ? best.median_us
+                          : time_median_us(
+                                [&] { cutlass_layer->run_gemm(m, LinearPath::Sparse, s); }, s, 3,
+                                opt.reps);
+                  if (tuning)
+                    tuning->put({backend_name(GemmBackendKind::CutlassSparse),
+                                 precision_name(precision), pattern.zeros_name(),
+                                 cutlass_layer->n_gemm(), cutlass_layer->k_gemm(LinearPath::Sparse),
+                                 m, best.algo.to_json(), c.cutlass_gemm_us});
+                } catch (const Error& e) {
+                  c.error = std::string("cutlass: ") + e.what();
+                  if (!cuda_context_lost().empty()) throw;  // the whole cell is lost
+                }
+              } else if (!cutlass_error.empty()) {
+                c.error = cutlass_error;
               }
               if (!opt.tune_only) {
                 c.sparse_layer_us = time_median_us(

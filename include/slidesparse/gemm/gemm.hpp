@@ -1,6 +1,8 @@
-// One GEMM interface over two libraries: Y[M,N] = X[M,K] · W[N,K]ᵀ, W fixed per object.
+// One GEMM interface over three backends: Y[M,N] = X[M,K] · W[N,K]ᵀ, W fixed per object.
 //   cuBLASLt   — the dense baseline (W as given).
 //   cuSPARSELt — W is 2:4-structured along K, compressed once on the GPU at construction.
+//   CUTLASS    — our own sm_90a 2:4 GEMM (INT8/FP8, cc 9.0 only) with the dequantization fused
+//                into its epilogue: it writes BF16 Y through run_dequantized(), not ACC.
 // All matrices are row-major: X [M,K] (ld K), W [N,K] (ld K), the accumulator ACC [M,N] (ld N).
 // In the libraries' column-major terms this is C[N×M] = Wᵀ·X with op(A) = T on W viewed as
 // [K×N] and op(B) = N on X viewed as [K×M]: the "TN" layout that INT8 and FP8 kernels require.
@@ -22,9 +24,9 @@
 
 namespace slidesparse {
 
-enum class GemmBackendKind { CublasLtDense, CusparseLt };
+enum class GemmBackendKind { CublasLtDense, CusparseLt, CutlassSparse };
 
-const char* backend_name(GemmBackendKind kind);          // "cublaslt", "cusparselt"
+const char* backend_name(GemmBackendKind kind);          // "cublaslt", "cusparselt", "cutlass"
 GemmBackendKind parse_backend(const std::string& name);  // inverse; InvalidArgument otherwise
 
 // Multiples each dimension must have for a backend. The caller pads N and K (the weights);
@@ -33,6 +35,8 @@ GemmBackendKind parse_backend(const std::string& name);  // inverse; InvalidArgu
 //   cuBLASLt   INT8: N, K ×4 (IMMA "TN" rule); FP8: N, K ×16 (16-byte rule); BF16/FP16: N, K ×8.
 //   cuSPARSELt INT8/FP8: M ×16, N ×32, K ×32; BF16/FP16: M ×8, N ×16, K ×16 (dense operands
 //   rows/cols/ld multiples of 16 resp. 8 elements, the structured one of 32 resp. 16).
+//   CUTLASS    INT8/FP8 only: M any, N ×32, K ×32 (the compressed half-K rows and the TMA
+//   boxes need 16-byte strides; the tile edges are clipped by TMA). BF16/FP16: InvalidArgument.
 struct GemmRequirements {
   std::int64_t m_multiple;
   std::int64_t n_multiple;
@@ -41,12 +45,15 @@ struct GemmRequirements {
 GemmRequirements gemm_requirements(Precision precision, GemmBackendKind kind);
 
 // What run() writes into ACC: INT8 → I32 (exact accumulators), FP8 → F32. BF16/FP16 → F32 with
-// cuBLASLt, but BF16/F16 with cuSPARSELt, which has no FP32 output for 16-bit inputs.
+// cuBLASLt, but BF16/F16 with cuSPARSELt, which has no FP32 output for 16-bit inputs. CUTLASS:
+// BF16, the dequantized Y of run_dequantized() (it has no accumulator output).
 DType gemm_output_type(Precision precision, GemmBackendKind kind);
 
 // Enough to rebuild the exact plan. -1 / empty fields mean "library default".
 //   cuSPARSELt: algo_id = CUSPARSELT_MATMUL_ALG_CONFIG_ID, split_k = CUSPARSELT_MATMUL_SPLIT_K,
 //               split_k_mode = cusparseLtSplitKMode_t (0 = library choice).
+//   CUTLASS:    algo_id = index of the compiled tile configuration (cutlass_sparse_configs()),
+//               split_k = 1 only.
 //   cuBLASLt:   algo_id = CUBLASLT_ALGO_CONFIG_ID, split_k = CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
 //               split_k_mode = cublasLtReductionScheme_t, heuristic_index = rank in the
 //               heuristic list, cublaslt_algo = the whole cublasLtMatmulAlgo_t (8 words; valid
@@ -136,6 +143,16 @@ class Gemm {
   virtual std::vector<AlgoTiming> search(std::int64_t m, const void* x, void* acc,
                                          cudaStream_t stream, const SearchOptions& options) = 0;
 
+  // Whether this backend computes y = bf16(fma(acc, scale_x[m]·scale_w[n], bias[n])) itself
+  // (run_dequantized), so the caller skips its separate dequantize kernel.
+  virtual bool fuses_dequantize() const { return false; }
+  // y[M,N] (ld N, y_type) from x[M,K] with the plan prepared for M, on `stream`; scale_x [M],
+  // scale_w [N] and bias [N] (or null) are float device vectors. No allocation, no host sync.
+  // The default throws InvalidArgument: only a backend that fuses_dequantize() implements it.
+  virtual void run_dequantized(const void* x, const float* scale_x, const float* scale_w,
+                               const float* bias, void* y, DType y_type, std::int64_t m,
+                               cudaStream_t stream);
+
   // The algorithm prepared for M, if any.
   virtual std::optional<GemmAlgo> prepared_algo(std::int64_t m) const = 0;
   virtual std::size_t cached_plans() const = 0;
@@ -148,6 +165,21 @@ std::unique_ptr<Gemm> make_cublaslt_gemm(GemmContext& ctx, Precision precision, 
 // compressed here on the GPU, the uncompressed copy is not kept.
 std::unique_ptr<Gemm> make_cusparselt_gemm(GemmContext& ctx, Precision precision, std::int64_t n,
                                            std::int64_t k, const void* w_device);
+
+// Whether this build has the CUTLASS backend (CUTLASS headers found and sm_90a among the CUDA
+// architectures at configure time).
+bool cutlass_sparse_available();
+// Names of the CUTLASS backend's compiled tile configurations for a precision, by algo_id
+// (empty for BF16/FP16 and in a build without the backend).
+std::vector<std::string> cutlass_sparse_configs(Precision precision);
+// w_device: row-major [n, k] INT8 or FP8 E4M3, 2:4 along K (FP8 -0 counts as zero); checked,
+// then compressed here on the GPU by CUTLASS's sm90 compressor (values and metadata in the
+// sparse wgmma's layout); the uncompressed copy is not kept. DeviceError on a GPU other than
+// cc 9.0 or in a build without the backend; InvalidArgument for BF16/FP16 or bad shapes.
+// run() throws (there is no accumulator output): use run_dequantized().
+std::unique_ptr<Gemm> make_cutlass_sparse_gemm(GemmContext& ctx, Precision precision,
+                                               std::int64_t n, std::int64_t k,
+                                               const void* w_device);
 
 // Library versions for the tuning database key: cublasLtGetVersion() (e.g. 130100) and
 // cuSPARSELt as major·1000 + minor·100 + patch (e.g. 800 for 0.8.0, as CUSPARSELT_VERSION).

@@ -1,7 +1,9 @@
 // The SlideSparse linear layer on the GPU: Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias), X and Y in
 // BF16 (or FP16). Sparse path: quantize+lift → cuSPARSELt 2:4 GEMM on the slid weights →
-// dequantize. Dense path (the baseline, and the fallback for M buckets where sparse loses):
-// quantize → cuBLASLt GEMM on the same quantized pruned weights → dequantize.
+// dequantize; or, with LinearOptions::sparse_backend = CutlassSparse (INT8/FP8, BF16, cc 9.0),
+// quantize+lift → our CUTLASS 2:4 GEMM that dequantizes in its epilogue. Dense path (the baseline,
+// and the fallback for M buckets where sparse loses): quantize → cuBLASLt GEMM on the same
+// quantized pruned weights → dequantize.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -25,6 +27,9 @@ struct LinearOptions {
   std::int64_t max_m = 4096;       // scratch buffers are sized once for this many tokens
   bool build_sparse = true;
   bool build_dense = true;  // needed for the baseline and for the dense fallback
+  // The 2:4 GEMM of the sparse path: CusparseLt, or CutlassSparse (fused dequantization; INT8
+  // or FP8 with BF16 activations on a cc 9.0 GPU, in a build that has the backend).
+  GemmBackendKind sparse_backend = GemmBackendKind::CusparseLt;
   // Algorithm choices and the sparse-vs-dense decision per M bucket; nullptr (or a stale
   // database) means library defaults and the sparse path.
   const TuningDb* tuning = nullptr;
@@ -42,7 +47,9 @@ class SlideSparseLinear {
   void forward(const void* x, std::int64_t m, void* y, cudaStream_t stream,
                LinearPath path = LinearPath::Auto);
 
-  // The three stages of forward(), for benchmarks that time them apart.
+  // The three stages of forward(), for benchmarks that time them apart. With a sparse GEMM that
+  // fuses the dequantization, run_gemm() is the GEMM with its epilogue (Y [M, n_gemm] into the
+  // layer's accumulator buffer) and dequantize() only copies that Y out.
   void quantize_input(const void* x, std::int64_t m, LinearPath path, cudaStream_t stream);
   void run_gemm(std::int64_t m, LinearPath path, cudaStream_t stream);
   void dequantize(std::int64_t m, void* y, LinearPath path, cudaStream_t stream);
@@ -85,6 +92,10 @@ class SlideSparseLinear {
 
  private:
   Gemm& gemm_for(LinearPath resolved) const;
+  // The fused sparse GEMM: Y [m, n_gemm] (ld n_gemm) into `y`.
+  void run_fused(std::int64_t m, void* y, cudaStream_t stream);
+  // Copies the fused GEMM's Y out of the accumulator buffer (ld n_gemm) into y (ld n).
+  void copy_fused_output(std::int64_t m, void* y, cudaStream_t stream);
   std::int64_t n_, k_, n_gemm_, k_gemm_sparse_, k_gemm_dense_, max_m_, m_gemm_cap_;
   Pattern pattern_;
   Precision precision_;
@@ -94,8 +105,8 @@ class SlideSparseLinear {
   std::uint64_t dense_weight_bytes_ = 0;
   std::unique_ptr<Gemm> sparse_;
   std::unique_ptr<Gemm> dense_;
-  DeviceBuffer<float> scale_w_;
-  DeviceBuffer<float> bias_;
+  DeviceBuffer<float> scale_w_;          // [n_gemm], zero beyond n
+  DeviceBuffer<float> bias_;             // [n_gemm], zero beyond n (when the layer has a bias)
   DeviceBuffer<std::uint8_t> q_sparse_;  // [m_cap, k_gemm_sparse] quantized lifted X
   DeviceBuffer<std::uint8_t> q_dense_;   // [m_cap, k_gemm_dense] quantized X
   DeviceBuffer<float> scale_x_;          // [m_cap]

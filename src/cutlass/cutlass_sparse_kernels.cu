@@ -1,0 +1,372 @@
+// The CUTLASS 3.x structured-sparse GEMM for sm_90a with the dequantization in its epilogue.
+// Mainloop: TMA loads of the compressed weights, their metadata and the activations into a
+// multi-stage shared-memory pipeline; sparse wgmma (2:4 on A) issued by two consumer
+// warpgroups (the cooperative warp-specialized schedule, persistent tiles). Epilogue: an
+// epilogue visitor tree that reads the per-token and per-channel scales and the bias and
+// writes BF16 through TMA. Only this file includes CUTLASS; it is built for sm_90a only.
+#include <cutlass/cutlass.h>
+#include <cutlass/gemm/device/gemm_universal_adapter.h>
+#include <cutlass/kernel_hardware_info.h>
+
+#include <cute/tensor.hpp>
+#include <cutlass/epilogue/collective/collective_builder.hpp>
+#include <cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp>
+#include <cutlass/gemm/collective/collective_builder.hpp>
+#include <cutlass/gemm/dispatch_policy.hpp>
+#include <cutlass/gemm/kernel/gemm_universal.hpp>
+#include <cutlass/transform/device/transform_universal_adapter.hpp>
+#include <cutlass/transform/kernel/sparse_gemm_compressor.hpp>
+#include <cutlass/util/packed_stride.hpp>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+#include "cutlass_sparse_kernels.hpp"
+#include "slidesparse/cuda/check.hpp"
+#include "slidesparse/error.hpp"
+
+namespace slidesparse::cutlass_sparse {
+namespace {
+
+// y = fma(acc, scale_x · scale_w, bias): the float operations, in this order and each rounded
+// to nearest, of dequantize_output (src/cuda/dequantize.cu) and of the CPU reference, so INT8
+// results stay bit-identical. The tree converts every input to float first (int32 → float is
+// a round-to-nearest conversion, as __int2float_rn) and the result to BF16 round-to-nearest.
+template <class T>
+struct DequantizeFn {
+  CUTLASS_DEVICE T operator()(T const& acc, T const& scale_x, T const& scale_w,
+                              T const& bias) const {
+    return __fmaf_rn(acc, __fmul_rn(scale_x, scale_w), bias);
+  }
+};
+
+template <int N>
+struct DequantizeFn<cutlass::Array<float, N>> {
+  CUTLASS_DEVICE cutlass::Array<float, N> operator()(cutlass::Array<float, N> const& acc,
+                                                     cutlass::Array<float, N> const& scale_x,
+                                                     cutlass::Array<float, N> const& scale_w,
+                                                     cutlass::Array<float, N> const& bias) const {
+    cutlass::Array<float, N> y;
+    CUTLASS_PRAGMA_UNROLL
+    for (int i = 0; i < N; ++i)
+      y[i] = __fmaf_rn(acc[i], __fmul_rn(scale_x[i], scale_w[i]), bias[i]);
+    return y;
+  }
+};
+
+using ProblemShape = cute::Shape<int, int, int, int>;  // (Mg = N, Ng = M, K, L = 1)
+
+// One compiled configuration. A = W (row-major = K-major, 2:4), B = X (column-major in the
+// GEMM's K×Ng view = K-major), D = Y column-major in the Mg×Ng view (= row-major [M, N]).
+template <class Operand, class Accumulator, class TileShape, class ClusterShape>
+struct SparseDequantGemm {
+  using ElementA = Operand;
+  using ElementB = Operand;
+  using ElementD = cutlass::bfloat16_t;
+  using LayoutA = cutlass::layout::RowMajor;
+  using LayoutB = cutlass::layout::ColumnMajor;
+  using LayoutD = cutlass::layout::ColumnMajor;
+  static constexpr int kAlignmentAB = 16;  // elements: 16 bytes of 8-bit values (TMA rule)
+  static constexpr int kAlignmentD = 8;    // 16 bytes of BF16
+  static constexpr auto kRound = cutlass::FloatRoundStyle::round_to_nearest;
+
+  // Children in the order DequantizeFn takes them. Along the GEMM's Mg (rows of D) run the
+  // weights' channels: scale_w and bias are column vectors; scale_x (one per token, a column of
+  // D) is a row vector.
+  using Dequantize = cutlass::epilogue::fusion::Sm90EVT<
+      cutlass::epilogue::fusion::Sm90Compute<DequantizeFn, ElementD, float, kRound>,
+      cutlass::epilogue::fusion::Sm90AccFetch,
+      cutlass::epilogue::fusion::Sm90RowBroadcast<0, TileShape, float>,
+      cutlass::epilogue::fusion::Sm90ColBroadcast<0, TileShape, float>,
+      cutlass::epilogue::fusion::Sm90ColBroadcast<0, TileShape, float>>;
+
+  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, TileShape, ClusterShape,
+      cutlass::epilogue::collective::EpilogueTileAuto, Accumulator, float, void, LayoutD,
+      kAlignmentD, ElementD, LayoutD, kAlignmentD, cutlass::epilogue::TmaWarpSpecializedCooperative,
+      Dequantize>::CollectiveOp;
+
+  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, ElementA, LayoutA, kAlignmentAB,
+      ElementB, LayoutB, kAlignmentAB, Accumulator, TileShape, ClusterShape,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
+          sizeof(typename Epilogue::SharedStorage))>,
+      cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
+
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
+  using Adapter = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+  using SparseConfig = typename Mainloop::SparseConfig;
+  using ElementE = typename Mainloop::ElementE;
+};
+
+// Two configurations per precision, both with a K tile of 128 so that they read the same
+// compressed weights: a 128×128 tile in a 2×1 cluster (the activation tile is multicast to the
+// two CTAs that share it: decode-sized M, large N), and a 1×2 cluster that multicasts the
+// weight tile instead (prefill-sized M), with a 128×256 tile for INT8. FP8 keeps 128×128 there:
+// its mainloop promotes the tensor cores' partial sums into a second set of fp32 accumulators,
+// and with 128×256 the two sets need 256 registers per consumer thread (ptxas: 168 registers
+// plus 768 bytes of spills), while 128×128 needs none.
+using Tile128x128 = cute::Shape<cute::_128, cute::_128, cute::_128>;
+using Tile128x256 = cute::Shape<cute::_128, cute::_256, cute::_128>;
+using Cluster2x1 = cute::Shape<cute::_2, cute::_1, cute::_1>;
+using Cluster1x2 = cute::Shape<cute::_1, cute::_2, cute::_1>;
+
+using Int8Small = SparseDequantGemm<std::int8_t, std::int32_t, Tile128x128, Cluster2x1>;
+using Int8Large = SparseDequantGemm<std::int8_t, std::int32_t, Tile128x256, Cluster1x2>;
+using Fp8Small = SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster2x1>;
+using Fp8Large = SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster1x2>;
+
+static_assert(std::is_same_v<Int8Small::SparseConfig, Int8Large::SparseConfig>,
+              "the INT8 configurations must share one compressed-weight layout");
+static_assert(std::is_same_v<Fp8Small::SparseConfig, Fp8Large::SparseConfig>,
+              "the FP8 configurations must share one compressed-weight layout");
+
+constexpr int kConfigs = 2;
+const char* const kInt8ConfigNames[kConfigs] = {
+    "tile 128x128x128, cluster 2x1, cooperative",
+    "tile 128x256x128, cluster 1x2, cooperative",
+};
+const char* const kFp8ConfigNames[kConfigs] = {
+    "tile 128x128x128, cluster 2x1, cooperative",
+    "tile 128x128x128, cluster 1x2, cooperative",
+};
+
+void check_status(cutlass::Status status, const std::string& what) {
+  if (status != cutlass::Status::kSuccess)
+    throw DeviceError("CUTLASS sparse GEMM: " + what +
+                      " failed: " + cutlassGetStatusString(status));
+}
+
+int to_int(std::int64_t value, const char* name) {
+  if (value <= 0 || value > std::numeric_limits<int>::max())
+    throw InvalidArgument(std::string("CUTLASS sparse GEMM: ") + name + " = " +
+                          std::to_string(value) + " outside [1, 2^31)");
+  return static_cast<int>(value);
+}
+
+int sm_count(int device) {
+  int count = 0;
+  SLIDESPARSE_CHECK_CUDA(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
+}
+
+// ---- weights ---------------------------------------------------------------------------------
+
+template <class G>
+struct Compression {
+  using Utility = cutlass::transform::kernel::StructuredSparseCompressorUtility<
+      ProblemShape, typename G::ElementA, typename G::LayoutA, typename G::SparseConfig>;
+  using Kernel = cutlass::transform::kernel::StructuredSparseCompressor<
+      ProblemShape, typename G::ElementA, typename G::LayoutA, typename G::SparseConfig,
+      cutlass::arch::Sm90>;
+  using Adapter = cutlass::transform::device::TransformUniversalAdapter<Kernel>;
+  using StrideA = cutlass::gemm::TagToStrideA_t<typename G::LayoutA>;
+
+  // The compressor works on N and K only; its problem's Ng is a placeholder.
+  static ProblemShape problem(std::int64_t n, std::int64_t k) {
+    return ProblemShape{to_int(n, "N"), 1, to_int(k, "K"), 1};
+  }
+  static StrideA stride(std::int64_t n, std::int64_t k) {
+    return cutlass::make_cute_packed_stride(StrideA{},
+                                            cute::make_shape(to_int(n, "N"), to_int(k, "K"), 1));
+  }
+  static typename Adapter::Arguments arguments(std::int64_t n, std::int64_t k, const void* w,
+                                               void* values, void* metadata, int device) {
+    cutlass::KernelHardwareInfo hw_info;
+    hw_info.device_id = device;
+    hw_info.sm_count = sm_count(device);
+    return typename Adapter::Arguments{problem(n, k), {w, stride(n, k), values, metadata}, hw_info};
+  }
+
+  static CompressedSizes sizes(std::int64_t n, std::int64_t k) {
+    const Utility utility(problem(n, k), stride(n, k));
+    return {static_cast<std::size_t>(utility.get_compressed_tensor_A_bytes()),
+            static_cast<std::size_t>(utility.get_tensor_E_bytes())};
+  }
+
+  static std::size_t scratch_bytes(std::int64_t n, std::int64_t k) {
+    int device = 0;
+    SLIDESPARSE_CHECK_CUDA(cudaGetDevice(&device));
+    return Adapter::get_workspace_size(arguments(n, k, nullptr, nullptr, nullptr, device));
+  }
+
+  static void run(std::int64_t n, std::int64_t k, const void* w, void* values, void* metadata,
+                  void* scratch, cudaStream_t stream) {
+    int device = 0;
+    SLIDESPARSE_CHECK_CUDA(cudaGetDevice(&device));
+    const auto args = arguments(n, k, w, values, metadata, device);
+    Adapter compressor;
+    check_status(compressor.can_implement(args), "compressor can_implement");
+    check_status(compressor.initialize(args, scratch, stream), "compressor initialize");
+    check_status(compressor.run(stream), "compressor run");
+  }
+};
+
+// Groups of 4 along K are aligned 32-bit words of a row-major [N, K] with K % 4 == 0.
+__global__ void check_and_canonicalize_kernel(const std::uint32_t* __restrict__ w,
+                                              std::uint32_t* __restrict__ out, std::int64_t words,
+                                              bool fp8, unsigned long long* __restrict__ bad) {
+  const std::int64_t step = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < words;
+       i += step) {
+    std::uint32_t word = w[i];
+    int nonzeros = 0;
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+      const std::uint32_t byte = (word >> (8 * b)) & 0xffu;
+      // E4M3 -0 (0x80) is a zero for the product, not a value the 2:4 slots must hold.
+      if (fp8 && byte == 0x80u) word &= ~(0xffu << (8 * b));
+      nonzeros += (fp8 && byte == 0x80u) || byte == 0 ? 0 : 1;
+    }
+    if (nonzeros > 2) atomicAdd(bad, 1ull);
+    out[i] = word;
+  }
+}
+
+// ---- one launch ------------------------------------------------------------------------------
+
+template <class G>
+class LaunchImpl final : public Launch {
+ public:
+  using Adapter = typename G::Adapter;
+  using Arguments = typename Adapter::Arguments;
+  using StrideB = typename G::Kernel::StrideB;
+  using StrideD = typename G::Kernel::StrideD;
+
+  LaunchImpl(std::int64_t n, std::int64_t k, std::int64_t m, const void* values,
+             const void* metadata, int device) {
+    const int n_int = to_int(n, "N"), k_int = to_int(k, "K"), m_int = to_int(m, "M");
+    const ProblemShape problem{n_int, m_int, k_int, 1};
+    cutlass::KernelHardwareInfo hw_info;
+    hw_info.device_id = device;
+    hw_info.sm_count = sm_count(device);
+    args_.mode = cutlass::gemm::GemmUniversalMode::kGemm;
+    args_.problem_shape = problem;
+    args_.mainloop.ptr_A = static_cast<const typename G::ElementA*>(values);
+    args_.mainloop.layout_a = G::SparseConfig::fill_layoutA(problem);
+    args_.mainloop.ptr_B = nullptr;
+    args_.mainloop.dB =
+        cutlass::make_cute_packed_stride(StrideB{}, cute::make_shape(m_int, k_int, 1));
+    args_.mainloop.ptr_E = static_cast<const typename G::ElementE*>(metadata);
+    args_.mainloop.layout_e = G::SparseConfig::fill_layoutE(problem);
+    const StrideD stride_d =
+        cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(n_int, m_int, 1));
+    args_.epilogue.ptr_C = nullptr;
+    args_.epilogue.dC = stride_d;
+    args_.epilogue.ptr_D = nullptr;
+    args_.epilogue.dD = stride_d;
+    args_.hw_info = hw_info;
+    const cutlass::Status status = Adapter::can_implement(args_);
+    if (status != cutlass::Status::kSuccess)
+      throw DeviceError("CUTLASS sparse GEMM cannot run N=" + std::to_string(n) +
+                        " K=" + std::to_string(k) + " M=" + std::to_string(m) + ": " +
+                        cutlassGetStatusString(status));
+    workspace_bytes_ = Adapter::get_workspace_size(args_);
+  }
+
+  std::size_t workspace_bytes() const override { return workspace_bytes_; }
+
+  void run(const LaunchPointers& pointers, cudaStream_t stream) override {
+    if (!initialized_ || pointers != last_) {
+      initialized_ = false;
+      args_.mainloop.ptr_B = static_cast<const typename G::ElementB*>(pointers.x);
+      args_.epilogue.ptr_D = static_cast<typename G::ElementD*>(pointers.y);
+      // {acc, scale_x, scale_w, bias, the compute node}: children first, as the tree is built.
+      args_.epilogue.thread = {{},
+                               {pointers.scale_x, 0.0f, {}},
+                               {pointers.scale_w, 0.0f, {}},
+                               {pointers.bias, 0.0f, {}},
+                               {}};
+      check_status(adapter_.initialize(args_, pointers.workspace, stream), "initialize");
+      last_ = pointers;
+      initialized_ = true;
+    }
+    check_status(adapter_.run(stream), "launch");
+  }
+
+ private:
+  Arguments args_{};
+  Adapter adapter_;
+  std::size_t workspace_bytes_ = 0;
+  LaunchPointers last_;
+  bool initialized_ = false;
+};
+
+void require_8bit(Precision precision) {
+  if (precision != Precision::INT8 && precision != Precision::FP8)
+    throw InvalidArgument(std::string("CUTLASS sparse GEMM supports INT8 and FP8, not ") +
+                          precision_name(precision));
+}
+
+}  // namespace
+
+int config_count(Precision precision) {
+  return precision == Precision::INT8 || precision == Precision::FP8 ? kConfigs : 0;
+}
+
+std::string config_name(Precision precision, int config) {
+  require_8bit(precision);
+  if (config < 0 || config >= kConfigs)
+    throw InvalidArgument("CUTLASS sparse GEMM has no configuration " + std::to_string(config));
+  return precision == Precision::INT8 ? kInt8ConfigNames[config] : kFp8ConfigNames[config];
+}
+
+CompressedSizes compressed_sizes(Precision precision, std::int64_t n, std::int64_t k) {
+  require_8bit(precision);
+  return precision == Precision::INT8 ? Compression<Int8Small>::sizes(n, k)
+                                      : Compression<Fp8Small>::sizes(n, k);
+}
+
+std::int64_t check_and_canonicalize(Precision precision, std::int64_t n, std::int64_t k,
+                                    const void* w, void* canonical, cudaStream_t stream) {
+  require_8bit(precision);
+  if (k % 4 != 0 || reinterpret_cast<std::uintptr_t>(w) % 4 != 0 ||
+      reinterpret_cast<std::uintptr_t>(canonical) % 4 != 0)
+    throw InvalidArgument("CUTLASS sparse GEMM: the weights need K % 4 == 0 and 4-byte alignment");
+  const std::int64_t words = n * (k / 4);
+  unsigned long long* bad = nullptr;
+  SLIDESPARSE_CHECK_CUDA(cudaMallocAsync(reinterpret_cast<void**>(&bad), sizeof *bad, stream));
+  SLIDESPARSE_CHECK_CUDA(cudaMemsetAsync(bad, 0, sizeof *bad, stream));
+  constexpr int kThreads = 256;
+  const std::int64_t blocks = std::min<std::int64_t>((words + kThreads - 1) / kThreads, 8192);
+  check_and_canonicalize_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+      static_cast<const std::uint32_t*>(w), static_cast<std::uint32_t*>(canonical), words,
+      precision == Precision::FP8, bad);
+  SLIDESPARSE_CHECK_LAUNCH();
+  unsigned long long count = 0;
+  SLIDESPARSE_CHECK_CUDA(
+      cudaMemcpyAsync(&count, bad, sizeof count, cudaMemcpyDeviceToHost, stream));
+  SLIDESPARSE_CHECK_CUDA(cudaFreeAsync(bad, stream));
+  SLIDESPARSE_CHECK_CUDA(cudaStreamSynchronize(stream));
+  return static_cast<std::int64_t>(count);
+}
+
+std::size_t compressor_scratch_bytes(Precision precision, std::int64_t n, std::int64_t k) {
+  require_8bit(precision);
+  return precision == Precision::INT8 ? Compression<Int8Small>::scratch_bytes(n, k)
+                                      : Compression<Fp8Small>::scratch_bytes(n, k);
+}
+
+void compress(Precision precision, std::int64_t n, std::int64_t k, const void* w, void* values,
+              void* metadata, void* scratch, cudaStream_t stream) {
+  require_8bit(precision);
+  if (precision == Precision::INT8)
+    Compression<Int8Small>::run(n, k, w, values, metadata, scratch, stream);
+  else
+    Compression<Fp8Small>::run(n, k, w, values, metadata, scratch, stream);
+}
+
+std::unique_ptr<Launch> make_launch(Precision precision, int config, std::int64_t n, std::int64_t k,
+                                    std::int64_t m, const void* values, const void* metadata,
+                                    int device) {
+  config_name(precision, config);  // validates both
+  if (precision == Precision::INT8) {
+    if (config == 0)
+      return std::make_unique<LaunchImpl<Int8Small>>(n, k, m, values, metadata, device);
+    return std::make_unique<LaunchImpl<Int8Large>>(n, k, m, values, metadata, device);
+  }
+  if (config == 0) return std::make_unique<LaunchImpl<Fp8Small>>(n, k, m, values, metadata, device);
+  return std::make_unique<LaunchImpl<Fp8Large>>(n, k, m, values, metadata, device);
+}
+
+}  // namespace slidesparse::cutlass_sparse
