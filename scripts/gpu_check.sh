@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One full call on a lent GPU machine (no network there): build for its architecture,
 # run the GPU tests, once under compute-sanitizer, then the kernel benchmark.
-# Run ./scripts/vendor_deps.sh here first and carry .deps along. Everything is written
+# Run ./scripts/vendor_deps.sh here first and carry .deps and third_party_headers (CUTLASS)
+# along. Everything is written
 # to out/gpu_check and, when $OUT is set (the device tool), packed into $OUT/gpu_check.tgz
 # because only a few files come back from a call.
 #   SLIDESPARSE_BENCH_ARGS  overrides the benchmark's flags
@@ -54,7 +55,7 @@ fi
 if has_stage bench; then
   start=$SECONDS
   timeout "${BENCH_TIMEOUT:-300}" ./build-gpu/slidesparse bench kernel ${SLIDESPARSE_BENCH_ARGS:---preset qwen2.5-7b --dtype fp8,int8 \
-    --pattern 2_4,2_6,2_8,2_10,2_inf --M 256,4096,16384} --out "$WORK/results" --tuning "$WORK/tuning.json" \
+    --pattern 2_4,2_6,2_8,2_10,2_inf --M 64,512,4096,16384 --sparse-backend both} --out "$WORK/results" --tuning "$WORK/tuning.json" \
     > "$WORK/bench_kernel.log" 2>&1
   echo "bench kernel exit $? in $((SECONDS - start)) s"
   tail -n 40 "$WORK/bench_kernel.log"

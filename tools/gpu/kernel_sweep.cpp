@@ -40,6 +40,7 @@ struct Cell {
   double dense_gemm_us = NAN, sparse_gemm_us = NAN;
   double dense_layer_us = NAN, sparse_layer_us = NAN;
   double lift_us = NAN, lift_gbs = NAN;
+  double dense_fallback_mb = NAN;  // device memory the layer's dense copy of W costs
   std::string dense_algo, sparse_algo;
   int sparse_candidates = 0, dense_candidates = 0;
   // --sparse-backend both: the CUTLASS GEMM with its dequantizing epilogue, on the same weights.
@@ -66,6 +67,9 @@ const std::vector<std::string> kColumns = {"model",
                                            "sparse_layer_us",
                                            "speedup_layer",
                                            "layer_overhead",
+                                           "auto_path",
+                                           "speedup_auto",
+                                           "dense_fallback_MB",
                                            "quant_lift_us",
                                            "quant_lift_GBps",
                                            "quant_lift_vs_copy",
@@ -111,6 +115,12 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24
   const double gamma = c.pattern.gamma();
   // Native 2:4 time scaled by γ is what a perfect slid kernel would take.
   const double vs24 = t24_sparse * gamma / c.sparse_gemm_us;
+  // The path LinearPath::Auto takes with this cell in the tuning database (the layer's rule in
+  // SlideSparseLinear::resolve: dense where its GEMM measured faster), and that path's layer.
+  const bool measured = !std::isnan(c.dense_gemm_us) && !std::isnan(c.sparse_gemm_us);
+  const bool dense_wins = measured && c.dense_gemm_us < c.sparse_gemm_us;
+  const std::string auto_path = !measured ? "" : dense_wins ? "dense" : "sparse";
+  const double auto_layer_us = dense_wins ? c.dense_layer_us : c.sparse_layer_us;
   std::vector<std::string> row = {
       c.shape.model,
       c.shape.layer,
@@ -131,6 +141,9 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24
       fmt_us(c.sparse_layer_us),
       fmt_ratio(layer_speedup),
       fmt_ratio(c.sparse_layer_us / c.sparse_gemm_us - 1.0),
+      auto_path,
+      fmt_ratio(c.dense_layer_us / auto_layer_us),
+      std::isnan(c.dense_fallback_mb) ? std::string() : format_double(c.dense_fallback_mb, 1),
       fmt_us(c.lift_us),
       std::isnan(c.lift_gbs) ? std::string() : format_double(c.lift_gbs, 1),
       fmt_ratio(c.lift_gbs / copy_gbs),
@@ -220,6 +233,27 @@ void write_summary(const std::string& path, const std::vector<Cell>& cells, Prec
     }
     md += "\n";
   }
+  // What the layer's Auto dispatch makes of it: dense wherever its GEMM measured faster.
+  int dispatched_dense = 0, measured = 0;
+  double worst_auto = NAN, fallback_mb = 0;
+  for (const auto& c : cells) {
+    if (c.status != "passed" || std::isnan(c.dense_gemm_us) || std::isnan(c.sparse_gemm_us))
+      continue;
+    ++measured;
+    const bool dense = c.dense_gemm_us < c.sparse_gemm_us;
+    dispatched_dense += dense;
+    const double auto_speedup = c.dense_layer_us / (dense ? c.dense_layer_us : c.sparse_layer_us);
+    if (std::isnan(worst_auto) || auto_speedup < worst_auto) worst_auto = auto_speedup;
+    if (dense && !std::isnan(c.dense_fallback_mb))
+      fallback_mb = std::max(fallback_mb, c.dense_fallback_mb);
+  }
+  if (measured > 0)
+    md += "\nWith the layer's Auto dispatch (dense where the dense GEMM measured faster), " +
+          std::to_string(dispatched_dense) + " of " + std::to_string(measured) +
+          " cells run dense; the lowest whole-layer speedup over dense is then " +
+          format_double(worst_auto, 2) + "x (`speedup_auto`). The dense fallback keeps a dense " +
+          "copy of those layers' weights: up to " + format_double(fallback_mb, 1) +
+          " MB per layer here (`dense_fallback_MB`).\n";
   std::vector<const Cell*> failed;
   for (const auto& c : cells)
     if (c.status == "failed") failed.push_back(&c);
@@ -467,6 +501,7 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
               } else if (!cutlass_error.empty()) {
                 c.error = cutlass_error;
               }
+              c.dense_fallback_mb = static_cast<double>(layer.dense_weight_bytes()) / 1e6;
               if (!opt.tune_only) {
                 c.sparse_layer_us = time_median_us(
                     [&] { layer.forward(xp, m, yp, s, LinearPath::Sparse); }, s, 3, opt.reps);
