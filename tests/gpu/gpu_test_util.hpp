@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "slidesparse/cuda/device.hpp"
+#include "slidesparse/numeric.hpp"
 
 // GTEST_SKIP()s the current test with the runtime's reason when no CUDA device can be used.
 #define SLIDESPARSE_REQUIRE_GPU()                                        \
@@ -14,3 +17,26 @@
     if (!::slidesparse::cuda_device_available(&slidesparse_why_no_gpu_)) \
       GTEST_SKIP() << "no CUDA device: " << slidesparse_why_no_gpu_;     \
   } while (0)
+
+namespace slidesparse::test {
+
+// For a layer run at M = m whose X [m, k] BF16 repeats a tile of `tile` rows: checks rows 0,
+// the three around the first row whose X offset passes 2^31 bytes, and the last row of the BF16
+// output y [m, n] against `ref` [tile, n], the reference of the tile (64-bit offsets).
+inline void expect_rows_past_2_31_match(const DeviceBuffer<std::uint16_t>& y, std::int64_t m,
+                                        std::int64_t n, std::int64_t k, std::int64_t tile,
+                                        const std::vector<float>& ref) {
+  const std::int64_t boundary =
+      (std::int64_t{1} << 31) / (k * static_cast<std::int64_t>(sizeof(std::uint16_t)));
+  ASSERT_LT(boundary + 1, m);
+  std::vector<std::uint16_t> row(static_cast<std::size_t>(n));
+  for (const std::int64_t r : {std::int64_t{0}, boundary - 1, boundary, boundary + 1, m - 1}) {
+    y.download(row.data(), row.size(), static_cast<std::size_t>(r * n));
+    for (std::int64_t c = 0; c < n; ++c)
+      ASSERT_EQ(row[static_cast<std::size_t>(c)],
+                float_to_bf16(ref[static_cast<std::size_t>((r % tile) * n + c)]))
+          << "row " << r << " column " << c;
+  }
+}
+
+}  // namespace slidesparse::test

@@ -217,17 +217,7 @@ TEST(LinearLayerLarge, Qwen25_7BDownProjectionAtM65536) {
 
   const auto ref =
       reference_linear_sparse(tile.data(), kTile, kK, slid_matrix(packed), pattern, nullptr);
-  const std::int64_t boundary =
-      (std::int64_t{1} << 31) / (kK * static_cast<std::int64_t>(sizeof(std::uint16_t)));
-  ASSERT_LT(boundary + 1, kM);
-  std::vector<std::uint16_t> row(static_cast<std::size_t>(kN));
-  for (const std::int64_t r : {std::int64_t{0}, boundary - 1, boundary, boundary + 1, kM - 1}) {
-    y.download(row.data(), row.size(), static_cast<std::size_t>(r * kN));
-    for (std::int64_t c = 0; c < kN; ++c)
-      ASSERT_EQ(row[static_cast<std::size_t>(c)],
-                float_to_bf16(ref[static_cast<std::size_t>((r % kTile) * kN + c)]))
-          << "row " << r << " column " << c;
-  }
+  test::expect_rows_past_2_31_match(y, kM, kN, kK, kTile, ref);
 }
 
 }  // namespace

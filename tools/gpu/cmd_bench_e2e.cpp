@@ -153,15 +153,6 @@ void measure_decode(runner::GpuModel& model, Row& row, const E2eOptions& opt) {
   split_time(row, split, step_ms);
 }
 
-// After a failure: clears a non-sticky error; "" while the CUDA context is still usable.
-std::string cuda_context_lost() {
-  cudaGetLastError();
-  if (cudaDeviceSynchronize() == cudaSuccess) return "";
-  const cudaError_t sticky = cudaGetLastError();
-  if (cudaDeviceSynchronize() == cudaSuccess) return "";
-  return std::string(cudaGetErrorName(sticky)) + " (" + cudaGetErrorString(sticky) + ")";
-}
-
 struct Output {
   std::string csv_path, md_path;
   std::vector<std::vector<std::string>> kept;  // rows of earlier runs with other keys

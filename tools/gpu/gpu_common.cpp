@@ -3,10 +3,10 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <system_error>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
+#include <system_error>
 
 #include "slidesparse/cuda/check.hpp"
 #include "slidesparse/error.hpp"
@@ -127,6 +127,14 @@ std::string make_dir(const std::string& path) {
   std::filesystem::create_directories(path, error);
   if (error) throw IoError("cannot create directory " + path + ": " + error.message());
   return path;
+}
+
+std::string cuda_context_lost() {
+  cudaGetLastError();
+  if (cudaDeviceSynchronize() == cudaSuccess) return "";
+  const cudaError_t sticky = cudaGetLastError();
+  if (cudaDeviceSynchronize() == cudaSuccess) return "";
+  return std::string(cudaGetErrorName(sticky)) + " (" + cudaGetErrorString(sticky) + ")";
 }
 
 }  // namespace slidesparse::cli

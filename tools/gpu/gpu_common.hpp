@@ -45,6 +45,12 @@ class CsvTable {
 
 std::vector<std::int64_t> parse_int_list(const std::string& text, const std::string& what);
 std::vector<std::string> split_list(const std::string& text);
+// After a failure: clears a non-sticky error (a refused launch, an allocation that did not
+// fit) and returns "" while the CUDA context is still usable; else the sticky error's name and
+// text. An asynchronous kernel fault (illegal address, ...) is sticky: every later CUDA call
+// fails, so a benchmark must stop and say so.
+std::string cuda_context_lost();
+
 // Creates `path` and its missing parents (the pipeline passes nested --out folders); returns it.
 // Throws IoError naming the folder.
 std::string make_dir(const std::string& path);

@@ -170,17 +170,6 @@ const AlgoTiming& best_of(const std::vector<AlgoTiming>& timings, const char* wh
                     (timings.empty() ? std::string() : ": " + timings.front().error));
 }
 
-// After a failed cell: clears a non-sticky error (a refused launch, an allocation that did
-// not fit) and says whether the CUDA context is still usable. An asynchronous kernel fault
-// (illegal address, ...) is sticky: every later CUDA call fails, so the sweep must stop.
-std::string cuda_context_lost() {
-  cudaGetLastError();
-  if (cudaDeviceSynchronize() == cudaSuccess) return "";
-  const cudaError_t sticky = cudaGetLastError();
-  if (cudaDeviceSynchronize() == cudaSuccess) return "";
-  return std::string(cudaGetErrorName(sticky)) + " (" + cudaGetErrorString(sticky) + ")";
-}
-
 int count_ok(const std::vector<AlgoTiming>& timings) {
   int n = 0;
   for (const auto& t : timings) n += t.ok ? 1 : 0;
