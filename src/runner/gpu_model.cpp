@@ -140,6 +140,7 @@ void GpuModel::Impl::load(WeightSource& source) {
   lo.build_sparse = options.backend == GpuBackend::Sparse;
   lo.build_dense = options.backend == GpuBackend::Dense;
   lo.tuning = options.tuning;
+  lo.sparse_backend = options.sparse_gemm;
 
   const std::vector<std::uint16_t> embed_host =
       source.bf16_tensor("model.embed_tokens.weight", {c.vocab, c.hidden});

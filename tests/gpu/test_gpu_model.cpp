@@ -20,6 +20,7 @@
 #include "slidesparse/checkpoint.hpp"
 #include "slidesparse/converter.hpp"
 #include "slidesparse/error.hpp"
+#include "slidesparse/gemm/gemm.hpp"
 #include "slidesparse/model/reference_forward.hpp"
 #include "slidesparse/runner/gpu_model.hpp"
 #include "slidesparse/synthetic.hpp"
@@ -219,6 +220,29 @@ TEST_P(GpuModelTest, SearchedAlgorithmsGiveTheSameInt8Logits) {
     EXPECT_EQ(searched.decode_step(fed), next) << "decode step " << step;
     expect_same_logits(searched.last_logits(), defaults.last_logits(),
                        "searched decode step " + std::to_string(step));
+  }
+}
+
+// The sparse backend on our CUTLASS kernel (dequantization in its epilogue) gives the INT8
+// logits of the cuSPARSELt one bit for bit: both compute the reference's float operations.
+TEST_P(GpuModelTest, CutlassSparseGemmGivesTheSameInt8Logits) {
+  const DeviceInfo device = query_device();
+  if (!cutlass_sparse_available() || device.cc_major != 9 || device.cc_minor != 0)
+    GTEST_SKIP() << "no CUTLASS sparse GEMM in this build or not a cc 9.0 GPU";
+  GpuModelOptions o = options(Precision::INT8, GpuBackend::Sparse, Pattern::parse("2_8"));
+  GpuModel cusparselt(dir_, o);
+  o.sparse_gemm = GemmBackendKind::CutlassSparse;
+  GpuModel cutlass(dir_, o);
+  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {100, 7, 300, 9, 11}, {42}};
+  std::vector<int> next = cusparselt.prefill(prompts);
+  EXPECT_EQ(cutlass.prefill(prompts), next);
+  expect_same_logits(cutlass.last_logits(), cusparselt.last_logits(), "cutlass prefill");
+  for (int step = 0; step < 3 && !HasFailure(); ++step) {
+    const std::vector<int> fed = next;
+    next = cusparselt.decode_step(fed);
+    EXPECT_EQ(cutlass.decode_step(fed), next) << "decode step " << step;
+    expect_same_logits(cutlass.last_logits(), cusparselt.last_logits(),
+                       "cutlass decode step " + std::to_string(step));
   }
 }
 

@@ -43,7 +43,15 @@ struct E2eOptions {
   std::uint64_t seed = 1;
   bool unfused = false;    // norms and activation not fused into the quantize(+lift)
   bool no_search = false;  // without --tuning: library defaults instead of a search per M
+  std::string sparse_backend = "cusparselt";
 };
+
+// The CSV's backend: dense, sparse (cuSPARSELt) or sparse-cutlass (our kernel), so rows of the
+// two sparse GEMMs keep apart.
+std::string backend_label(const E2eOptions& opt) {
+  return opt.backend == "sparse" && opt.sparse_backend == "cutlass" ? "sparse-cutlass"
+                                                                    : opt.backend;
+}
 
 const std::vector<std::string> kColumns = {
     "model",        "stage",   "backend",      "pattern",  "dtype",  "M",    "requests_per_s",
@@ -162,7 +170,7 @@ std::vector<std::string> row_cells(const E2eOptions& opt, const std::string& nam
                                    const std::string& pattern, const Row& r) {
   return {name,
           opt.stage,
-          opt.backend,
+          backend_label(opt),
           pattern,
           opt.dtype,
           std::to_string(r.m),
@@ -181,8 +189,8 @@ void save(const Output& out, const E2eOptions& opt, const std::string& name,
   for (const auto& cells : out.kept) table.add_row(cells);
   for (const Row& r : rows) table.add_row(row_cells(opt, name, pattern, r));
   table.save();
-  std::string md = "# End-to-end " + opt.stage + ": " + name + ", " + opt.backend + " (" + pattern +
-                   "), " + opt.dtype + " on " + device.name + "\n\n";
+  std::string md = "# End-to-end " + opt.stage + ": " + name + ", " + backend_label(opt) + " (" +
+                   pattern + "), " + opt.dtype + " on " + device.name + "\n\n";
   md += opt.stage == "prefill"
             ? "M tokens per forward: one M-token prompt up to 1024, else M/1024 prompts of 1024 "
               "tokens (random ids). Median of " +
@@ -220,7 +228,7 @@ std::vector<std::vector<std::string>> kept_rows(const std::string& path, const E
   const pipeline::CsvFile csv = pipeline::CsvFile::read(path);
   for (std::size_t r = 0; r < csv.rows(); ++r) {
     bool same = csv.at(r, "model") == name && csv.at(r, "stage") == opt.stage &&
-                csv.at(r, "backend") == opt.backend && csv.at(r, "pattern") == pattern &&
+                csv.at(r, "backend") == backend_label(opt) && csv.at(r, "pattern") == pattern &&
                 csv.at(r, "dtype") == opt.dtype;
     same = same && std::find(ms.begin(), ms.end(), static_cast<std::int64_t>(csv.number(r, "M"))) !=
                        ms.end();
@@ -284,6 +292,8 @@ void run_bench_e2e(const E2eOptions& opt) {
     options.tuning = tuning.get();
   }
   options.fuse_quantize = !opt.unfused;
+  options.sparse_gemm = opt.sparse_backend == "cutlass" ? GemmBackendKind::CutlassSparse
+                                                        : GemmBackendKind::CusparseLt;
   options.search_untuned = !opt.no_search;
   // Capacity for one M of the stage.
   const auto capacity = [&](std::int64_t m, runner::GpuModelOptions& o) {
@@ -394,6 +404,11 @@ void add_bench_e2e_command(CLI::App& bench) {
   cmd->add_option("--reps", opt->reps, "Timed prefill forwards per M (median)")
       ->capture_default_str();
   cmd->add_option("--seed", opt->seed, "Seed of the random prompts")->capture_default_str();
+  cmd->add_option("--sparse-backend", opt->sparse_backend,
+                  "2:4 GEMM of the sparse backend: cusparselt, or cutlass (our sm_90a kernel "
+                  "with the dequantization in its epilogue)")
+      ->check(CLI::IsMember({"cusparselt", "cutlass"}))
+      ->capture_default_str();
   cmd->add_flag("--unfused", opt->unfused,
                 "Run RMSNorm and the gated activation apart from the quantize(+lift)");
   cmd->add_flag("--no-search", opt->no_search,

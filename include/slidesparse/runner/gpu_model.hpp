@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "slidesparse/dtype.hpp"
+#include "slidesparse/gemm/gemm.hpp"
 #include "slidesparse/model/config.hpp"
 #include "slidesparse/pattern.hpp"
 #include "slidesparse/tuning_db.hpp"
@@ -46,6 +47,9 @@ struct GpuModelOptions {
   // first layer; the others of that shape reuse the winner) instead of taking the libraries'
   // defaults, which for cuSPARSELt can be far from its best. Costs seconds per new M.
   bool search_untuned = false;
+  // The sparse backend's 2:4 GEMM: cuSPARSELt, or our CUTLASS kernel with the dequantization in
+  // its epilogue (INT8/FP8 on a cc 9.0 GPU; LinearOptions::sparse_backend).
+  GemmBackendKind sparse_gemm = GemmBackendKind::CusparseLt;
 };
 
 // Time spent per forward (prefill) or step (decode), when timing is on.
