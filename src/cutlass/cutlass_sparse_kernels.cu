@@ -21,6 +21,7 @@
 #include <string>
 #include <type_traits>
 
+#include "cutlass_dequantize_epilogue.hpp"
 #include "cutlass_sparse_kernels.hpp"
 #include "slidesparse/cuda/check.hpp"
 #include "slidesparse/error.hpp"
@@ -28,33 +29,8 @@
 namespace slidesparse::cutlass_sparse {
 namespace {
 
-// y = fma(acc, scale_x · scale_w, bias): the float operations, in this order and each rounded
-// to nearest, of dequantize_output (src/cuda/dequantize.cu) and of the CPU reference, so INT8
-// results stay bit-identical. The tree converts every input to float first (int32 → float is
-// a round-to-nearest conversion, as __int2float_rn) and the result to BF16 round-to-nearest.
-template <class T>
-struct DequantizeFn {
-  CUTLASS_DEVICE T operator()(T const& acc, T const& scale_x, T const& scale_w,
-                              T const& bias) const {
-    return __fmaf_rn(acc, __fmul_rn(scale_x, scale_w), bias);
-  }
-};
-
-template <int N>
-struct DequantizeFn<cutlass::Array<float, N>> {
-  CUTLASS_DEVICE cutlass::Array<float, N> operator()(cutlass::Array<float, N> const& acc,
-                                                     cutlass::Array<float, N> const& scale_x,
-                                                     cutlass::Array<float, N> const& scale_w,
-                                                     cutlass::Array<float, N> const& bias) const {
-    cutlass::Array<float, N> y;
-    CUTLASS_PRAGMA_UNROLL
-    for (int i = 0; i < N; ++i)
-      y[i] = __fmaf_rn(acc[i], __fmul_rn(scale_x[i], scale_w[i]), bias[i]);
-    return y;
-  }
-};
-
-using ProblemShape = cute::Shape<int, int, int, int>;  // (Mg = N, Ng = M, K, L = 1)
+using cutlass_epilogue::ProblemShape;
+constexpr const char* kGemm = "CUTLASS sparse GEMM";
 
 // One compiled configuration. A = W (row-major = K-major, 2:4), B = X (column-major in the
 // GEMM's K×Ng view = K-major), D = Y column-major in the Mg×Ng view (= row-major [M, N]).
@@ -62,23 +38,13 @@ template <class Operand, class Accumulator, class TileShape, class ClusterShape>
 struct SparseDequantGemm {
   using ElementA = Operand;
   using ElementB = Operand;
-  using ElementD = cutlass::bfloat16_t;
+  using ElementD = cutlass_epilogue::ElementD;
   using LayoutA = cutlass::layout::RowMajor;
   using LayoutB = cutlass::layout::ColumnMajor;
-  using LayoutD = cutlass::layout::ColumnMajor;
+  using LayoutD = cutlass_epilogue::LayoutD;
   static constexpr int kAlignmentAB = 16;  // elements: 16 bytes of 8-bit values (TMA rule)
-  static constexpr int kAlignmentD = 8;    // 16 bytes of BF16
-  static constexpr auto kRound = cutlass::FloatRoundStyle::round_to_nearest;
-
-  // Children in the order DequantizeFn takes them. Along the GEMM's Mg (rows of D) run the
-  // weights' channels: scale_w and bias are column vectors; scale_x (one per token, a column of
-  // D) is a row vector.
-  using Dequantize = cutlass::epilogue::fusion::Sm90EVT<
-      cutlass::epilogue::fusion::Sm90Compute<DequantizeFn, ElementD, float, kRound>,
-      cutlass::epilogue::fusion::Sm90AccFetch,
-      cutlass::epilogue::fusion::Sm90RowBroadcast<0, TileShape, float>,
-      cutlass::epilogue::fusion::Sm90ColBroadcast<0, TileShape, float>,
-      cutlass::epilogue::fusion::Sm90ColBroadcast<0, TileShape, float>>;
+  static constexpr int kAlignmentD = cutlass_epilogue::kAlignmentD;
+  using Dequantize = cutlass_epilogue::Dequantize<TileShape>;
 
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, TileShape, ClusterShape,
@@ -132,22 +98,11 @@ const char* const kFp8ConfigNames[kConfigs] = {
 };
 
 void check_status(cutlass::Status status, const std::string& what) {
-  if (status != cutlass::Status::kSuccess)
-    throw DeviceError("CUTLASS sparse GEMM: " + what +
-                      " failed: " + cutlassGetStatusString(status));
+  cutlass_epilogue::check_status(status, kGemm, what);
 }
 
 int to_int(std::int64_t value, const char* name) {
-  if (value <= 0 || value > std::numeric_limits<int>::max())
-    throw InvalidArgument(std::string("CUTLASS sparse GEMM: ") + name + " = " +
-                          std::to_string(value) + " outside [1, 2^31)");
-  return static_cast<int>(value);
-}
-
-int sm_count(int device) {
-  int count = 0;
-  SLIDESPARSE_CHECK_CUDA(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-  return count;
+  return cutlass_epilogue::to_int(value, kGemm, name);
 }
 
 // ---- weights ---------------------------------------------------------------------------------
@@ -172,10 +127,9 @@ struct Compression {
   }
   static typename Adapter::Arguments arguments(std::int64_t n, std::int64_t k, const void* w,
                                                void* values, void* metadata, int device) {
-    cutlass::KernelHardwareInfo hw_info;
-    hw_info.device_id = device;
-    hw_info.sm_count = sm_count(device);
-    return typename Adapter::Arguments{problem(n, k), {w, stride(n, k), values, metadata}, hw_info};
+    return typename Adapter::Arguments{problem(n, k),
+                                       {w, stride(n, k), values, metadata},
+                                       cutlass_epilogue::hardware_info(device)};
   }
 
   static CompressedSizes sizes(std::int64_t n, std::int64_t k) {
@@ -237,9 +191,6 @@ class LaunchImpl final : public Launch {
              const void* metadata, int device) {
     const int n_int = to_int(n, "N"), k_int = to_int(k, "K"), m_int = to_int(m, "M");
     const ProblemShape problem{n_int, m_int, k_int, 1};
-    cutlass::KernelHardwareInfo hw_info;
-    hw_info.device_id = device;
-    hw_info.sm_count = sm_count(device);
     args_.mode = cutlass::gemm::GemmUniversalMode::kGemm;
     args_.problem_shape = problem;
     args_.mainloop.ptr_A = static_cast<const typename G::ElementA*>(values);
@@ -255,7 +206,7 @@ class LaunchImpl final : public Launch {
     args_.epilogue.dC = stride_d;
     args_.epilogue.ptr_D = nullptr;
     args_.epilogue.dD = stride_d;
-    args_.hw_info = hw_info;
+    args_.hw_info = cutlass_epilogue::hardware_info(device);
     const cutlass::Status status = Adapter::can_implement(args_);
     if (status != cutlass::Status::kSuccess)
       throw DeviceError("CUTLASS sparse GEMM cannot run N=" + std::to_string(n) +
@@ -271,12 +222,9 @@ class LaunchImpl final : public Launch {
       initialized_ = false;
       args_.mainloop.ptr_B = static_cast<const typename G::ElementB*>(pointers.x);
       args_.epilogue.ptr_D = static_cast<typename G::ElementD*>(pointers.y);
-      // {acc, scale_x, scale_w, bias, the compute node}: children first, as the tree is built.
-      args_.epilogue.thread = {{},
-                               {pointers.scale_x, 0.0f, {}},
-                               {pointers.scale_w, 0.0f, {}},
-                               {pointers.bias, 0.0f, {}},
-                               {}};
+      args_.epilogue.thread =
+          cutlass_epilogue::dequantize_arguments<decltype(args_.epilogue.thread)>(
+              pointers.scale_x, pointers.scale_w, pointers.bias);
       check_status(adapter_.initialize(args_, pointers.workspace, stream), "initialize");
       last_ = pointers;
       initialized_ = true;

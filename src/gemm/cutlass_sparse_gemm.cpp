@@ -75,7 +75,7 @@ class CutlassSparseGemm final : public Gemm {
 
   void run_dequantized(const void* x, const float* scale_x, const float* scale_w, const float* bias,
                        void* y, DType y_type, std::int64_t m, cudaStream_t stream) override {
-    check_dequantized_arguments(x, scale_x, scale_w, bias, y, y_type, m);
+    gemm_detail::check_fused_arguments(label(), x, scale_x, scale_w, bias, y, y_type, m);
     CutlassPlan& plan = plans_.for_run(m);
     plan.launch->run(pointers(plan, x, scale_x, scale_w, bias, y), stream);
   }
@@ -157,25 +157,6 @@ class CutlassSparseGemm final : public Gemm {
     // rebuilds its parameters when this pointer changes.
     p.workspace = plan.launch->workspace_bytes() > 0 ? ctx_.workspace.get() : nullptr;
     return p;
-  }
-
-  void check_dequantized_arguments(const void* x, const float* scale_x, const float* scale_w,
-                                   const float* bias, const void* y, DType y_type,
-                                   std::int64_t m) const {
-    if (m <= 0) throw InvalidArgument(label() + ": run_dequantized with M = " + std::to_string(m));
-    if (y_type != DType::BF16)
-      throw InvalidArgument(label() + ": the fused epilogue writes BF16, not " +
-                            dtype_name(y_type));
-    const auto misaligned = [](const void* p, std::uintptr_t bytes) {
-      return reinterpret_cast<std::uintptr_t>(p) % bytes != 0;
-    };
-    if (!x || !y || misaligned(x, 16) || misaligned(y, 16))
-      throw InvalidArgument(label() + ": run_dequantized needs non-null, 16-byte aligned X and Y");
-    if (!scale_x || !scale_w || misaligned(scale_x, 16) || misaligned(scale_w, 16) ||
-        misaligned(bias, 16))
-      throw InvalidArgument(label() +
-                            ": run_dequantized needs non-null, 16-byte aligned scale_x [M] and "
-                            "scale_w [N] (and bias [N] when given)");
   }
 
   GemmContext::Impl& ctx_;

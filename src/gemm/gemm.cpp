@@ -36,6 +36,8 @@ constexpr BackendRule kRules[] = {
     {Precision::FP16, GemmBackendKind::CusparseLt, {8, 16, 16}, DType::F16},
     {Precision::INT8, GemmBackendKind::CutlassSparse, {1, 32, 32}, DType::BF16},
     {Precision::FP8, GemmBackendKind::CutlassSparse, {1, 32, 32}, DType::BF16},
+    {Precision::INT8, GemmBackendKind::CutlassDense, {1, 8, 16}, DType::BF16},
+    {Precision::FP8, GemmBackendKind::CutlassDense, {1, 8, 16}, DType::BF16},
 };
 
 const BackendRule& rule(Precision precision, GemmBackendKind kind) {
@@ -84,6 +86,8 @@ const char* backend_name(GemmBackendKind kind) {
       return "cusparselt";
     case GemmBackendKind::CutlassSparse:
       return "cutlass";
+    case GemmBackendKind::CutlassDense:
+      return "cutlass_dense";
   }
   return "?";
 }
@@ -92,8 +96,9 @@ GemmBackendKind parse_backend(const std::string& name) {
   if (name == "cublaslt") return GemmBackendKind::CublasLtDense;
   if (name == "cusparselt") return GemmBackendKind::CusparseLt;
   if (name == "cutlass") return GemmBackendKind::CutlassSparse;
+  if (name == "cutlass_dense") return GemmBackendKind::CutlassDense;
   throw InvalidArgument("unknown GEMM backend '" + name +
-                        "' (expected cublaslt, cusparselt or cutlass)");
+                        "' (expected cublaslt, cusparselt, cutlass or cutlass_dense)");
 }
 
 GemmRequirements gemm_requirements(Precision precision, GemmBackendKind kind) {
@@ -426,6 +431,24 @@ void check_run_arguments(GemmBackendKind kind, const void* x, const void* acc, s
   if (!x || !acc || misaligned(x) || misaligned(acc))
     throw InvalidArgument(std::string(backend_name(kind)) +
                           " GEMM needs non-null, 16-byte aligned X and ACC device pointers");
+}
+
+void check_fused_arguments(const std::string& label, const void* x, const float* scale_x,
+                           const float* scale_w, const float* bias, const void* y, DType y_type,
+                           std::int64_t m) {
+  if (m <= 0) throw InvalidArgument(label + ": run_dequantized with M = " + std::to_string(m));
+  if (y_type != DType::BF16)
+    throw InvalidArgument(label + ": the fused epilogue writes BF16, not " + dtype_name(y_type));
+  const auto misaligned = [](const void* p, std::uintptr_t bytes) {
+    return reinterpret_cast<std::uintptr_t>(p) % bytes != 0;
+  };
+  if (!x || !y || misaligned(x, 16) || misaligned(y, 16))
+    throw InvalidArgument(label + ": run_dequantized needs non-null, 16-byte aligned X and Y");
+  if (!scale_x || !scale_w || misaligned(scale_x, 16) || misaligned(scale_w, 16) ||
+      misaligned(bias, 16))
+    throw InvalidArgument(label +
+                          ": run_dequantized needs non-null, 16-byte aligned scale_x [M] and "
+                          "scale_w [N] (and bias [N] when given)");
 }
 
 void check_search_options(const SearchOptions& options) {

@@ -92,6 +92,11 @@ void check_construction(const GemmContext& ctx, GemmBackendKind kind, Precision 
                         std::int64_t n, std::int64_t k, const void* w_device);
 void check_run_arguments(GemmBackendKind kind, const void* x, const void* acc, std::int64_t m);
 void check_search_options(const SearchOptions& options);
+// run_dequantized of the GEMMs that dequantize in their epilogue (the CUTLASS ones): M > 0,
+// BF16 Y, non-null 16-byte aligned X, Y, scale_x [M] and scale_w [N] (bias [N] may be null).
+void check_fused_arguments(const std::string& label, const void* x, const float* scale_x,
+                           const float* scale_w, const float* bias, const void* y, DType y_type,
+                           std::int64_t m);
 
 // Split-K factors a search tries: 1, then 2, 4, ... up to options.max_split_k while each slice
 // keeps at least 64 of K.

@@ -83,10 +83,22 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     throw InvalidArgument(std::string("linear layer: the cutlass sparse backend writes BF16 "
                                       "outputs, the layer's activations are ") +
                           dtype_name(activation_));
-  // Without a sparse path the cuSPARSELt multiples keep the padding this layer always had.
+  const GemmBackendKind dense_kind = options.dense_backend;
+  if (dense_kind != GemmBackendKind::CublasLtDense && dense_kind != GemmBackendKind::CutlassDense)
+    throw InvalidArgument(std::string("linear layer dense backend must be cublaslt or "
+                                      "cutlass_dense, not ") +
+                          backend_name(dense_kind));
+  const bool fused_dense = options.build_dense && dense_kind == GemmBackendKind::CutlassDense;
+  if (fused_dense && activation_ != DType::BF16)
+    throw InvalidArgument(std::string("linear layer: the cutlass_dense backend writes BF16 "
+                                      "outputs, the layer's activations are ") +
+                          dtype_name(activation_));
+  // Without a sparse (dense) path the cuSPARSELt (cuBLASLt) multiples keep the padding this
+  // layer always had.
   const GemmRequirements sparse_req = gemm_requirements(
       precision_, options.build_sparse ? sparse_kind : GemmBackendKind::CusparseLt);
-  const GemmRequirements dense_req = gemm_requirements(precision_, GemmBackendKind::CublasLtDense);
+  const GemmRequirements dense_req = gemm_requirements(
+      precision_, options.build_dense ? dense_kind : GemmBackendKind::CublasLtDense);
   n_gemm_ = round_up(n_, std::max(sparse_req.n_multiple, dense_req.n_multiple));
   // The quantize kernels write rows of a multiple of 16 elements (their k_out contract),
   // stricter than cuBLASLt's K multiple of 4 (INT8) or 8 (BF16/FP16).
@@ -119,7 +131,9 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     const auto padded = pad_matrix(dense.data(), n_, k_, n_gemm_, k_gemm_dense_, element);
     dense_weight_bytes_ = padded.size();
     const auto device = upload(padded);
-    dense_ = make_cublaslt_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get());
+    dense_ = fused_dense
+                 ? make_cutlass_dense_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get())
+                 : make_cublaslt_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get());
     q_dense_ =
         DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_dense_) * element);
     q_dense_.fill_zero(nullptr);
@@ -168,8 +182,8 @@ LinearPath SlideSparseLinear::resolve(std::int64_t m, LinearPath path) const {
   if (!dense_ || !tuning_ || tuning_->stale()) return LinearPath::Sparse;
   const auto sparse = tuning_->lookup(backend_name(sparse_->kind()), precision_name(precision_),
                                       pattern_.zeros_name(), n_gemm_, k_gemm_sparse_, m);
-  const auto dense =
-      tuning_->lookup("cublaslt", precision_name(precision_), "dense", n_gemm_, k_gemm_dense_, m);
+  const auto dense = tuning_->lookup(backend_name(dense_->kind()), precision_name(precision_),
+                                     "dense", n_gemm_, k_gemm_dense_, m);
   // Never slower than dense: where dense measured faster for this M bucket, dispatch dense.
   if (sparse && dense && dense->time_us < sparse->time_us) return LinearPath::Dense;
   return LinearPath::Sparse;
@@ -247,16 +261,17 @@ void SlideSparseLinear::run_gemm(std::int64_t m, LinearPath path, cudaStream_t s
   const LinearPath resolved = resolve(m, path);
   Gemm& gemm = gemm_for(resolved);
   if (gemm.fuses_dequantize()) {
-    run_fused(m, acc_.get(), stream);
+    run_fused(m, resolved, acc_.get(), stream);
     return;
   }
   gemm.run(gemm_input(resolved), acc_.get(), m_gemm(m, resolved), stream);
 }
 
-void SlideSparseLinear::run_fused(std::int64_t m, void* y, cudaStream_t stream) {
-  sparse_->run_dequantized(q_sparse_.get(), scale_x_.get(), scale_w_.get(),
-                           has_bias_ ? bias_.get() : nullptr, y, activation_,
-                           m_gemm(m, LinearPath::Sparse), stream);
+void SlideSparseLinear::run_fused(std::int64_t m, LinearPath resolved, void* y,
+                                  cudaStream_t stream) {
+  gemm_for(resolved).run_dequantized(gemm_input(resolved), scale_x_.get(), scale_w_.get(),
+                                     has_bias_ ? bias_.get() : nullptr, y, activation_,
+                                     m_gemm(m, resolved), stream);
 }
 
 void SlideSparseLinear::copy_fused_output(std::int64_t m, void* y, cudaStream_t stream) {
@@ -287,12 +302,12 @@ void SlideSparseLinear::forward(const void* x, std::int64_t m, void* y, cudaStre
   const LinearPath resolved = resolve(m, path);
   quantize_input(x, m, resolved, stream);
   if (gemm_for(resolved).fuses_dequantize()) {
-    // Quantize+lift, then the GEMM that dequantizes: Y straight into y when N has no padding
+    // Quantize (and lift), then the GEMM that dequantizes: Y straight into y when N has no padding
     // and y suits its TMA stores (16-byte aligned), else through the accumulator buffer.
     if (n_ == n_gemm_ && reinterpret_cast<std::uintptr_t>(y) % 16 == 0) {
-      run_fused(m, y, stream);
+      run_fused(m, resolved, y, stream);
     } else {
-      run_fused(m, acc_.get(), stream);
+      run_fused(m, resolved, acc_.get(), stream);
       copy_fused_output(m, y, stream);
     }
     return;

@@ -46,6 +46,8 @@ struct Cell {
   // --sparse-backend both: the CUTLASS GEMM with its dequantizing epilogue, on the same weights.
   double cutlass_gemm_us = NAN;
   std::string cutlass_algo;
+  // ... and the CUTLASS dense GEMM with the same epilogue, on the pruned weights unpacked.
+  double cutlass_dense_us = NAN;
 };
 
 const std::vector<std::string> kColumns = {"model",
@@ -82,8 +84,9 @@ const std::vector<std::string> kColumns = {"model",
                                            "error"};
 
 // Extra columns of --sparse-backend both.
-const std::vector<std::string> kCutlassColumns = {"cutlass_gemm_epilogue_us",
-                                                  "speedup_cutlass_gemm", "cutlass_algo"};
+const std::vector<std::string> kCutlassColumns = {
+    "cutlass_gemm_epilogue_us", "speedup_cutlass_gemm", "cutlass_algo", "cutlass_dense_epilogue_us",
+    "speedup_cutlass_vs_cutlass_dense"};
 
 std::vector<std::string> columns(bool with_cutlass) {
   std::vector<std::string> out = kColumns;
@@ -156,7 +159,8 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24
       c.error};
   if (with_cutlass) {
     const std::vector<std::string> extra = {
-        fmt_us(c.cutlass_gemm_us), fmt_ratio(c.dense_gemm_us / c.cutlass_gemm_us), c.cutlass_algo};
+        fmt_us(c.cutlass_gemm_us), fmt_ratio(c.dense_gemm_us / c.cutlass_gemm_us), c.cutlass_algo,
+        fmt_us(c.cutlass_dense_us), fmt_ratio(c.cutlass_dense_us / c.cutlass_gemm_us)};
     row.insert(row.end() - 2, extra.begin(), extra.end());
   }
   return row;
@@ -348,6 +352,8 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
       std::map<std::int64_t, GemmAlgo> dense_algo;  // searched once per M, reused per pattern
       std::map<std::int64_t, int> dense_candidates;
       std::map<std::int64_t, double> dense_search_us;
+      std::map<std::int64_t, GemmAlgo> cutlass_dense_algo;  // the same, for the CUTLASS dense GEMM
+      std::map<std::int64_t, double> cutlass_dense_search_us;
       for (const Pattern& pattern : patterns) {
         std::vector<Cell> pattern_cells;
         for (std::int64_t m : ms) {
@@ -407,7 +413,9 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
           // --sparse-backend both: a second, sparse-only layer on the CUTLASS GEMM. Where it
           // cannot be built (BF16/FP16, not cc 9.0, no backend in this build) its columns stay
           // empty and the reason goes to the error column.
-          std::unique_ptr<SlideSparseLinear> cutlass_layer;
+          // And a dense-only layer on the CUTLASS dense GEMM (the same fused epilogue): the fair
+          // baseline of the CUTLASS sparse GEMM.
+          std::unique_ptr<SlideSparseLinear> cutlass_layer, cutlass_dense_layer;
           std::string cutlass_error;
           if (with_cutlass) {
             try {
@@ -415,6 +423,10 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
               co.sparse_backend = GemmBackendKind::CutlassSparse;
               co.build_dense = false;
               cutlass_layer = std::make_unique<SlideSparseLinear>(ctx, packed, co);
+              LinearOptions cdo = lo;
+              cdo.dense_backend = GemmBackendKind::CutlassDense;
+              cdo.build_sparse = false;
+              cutlass_dense_layer = std::make_unique<SlideSparseLinear>(ctx, packed, cdo);
             } catch (const Error& e) {
               cutlass_error = std::string("cutlass: ") + e.what();
             }
@@ -487,8 +499,37 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                   c.error = std::string("cutlass: ") + e.what();
                   if (!cuda_context_lost().empty()) throw;  // the whole cell is lost
                 }
-              } else if (!cutlass_error.empty()) {
-                c.error = cutlass_error;
+              }
+              if (cutlass_dense_layer) {
+                try {
+                  SlideSparseLinear& cd = *cutlass_dense_layer;
+                  cd.quantize_input(xp, m, LinearPath::Dense, s);
+                  // Searched once per M, like cuBLASLt above.
+                  if (!cutlass_dense_algo.count(m)) {
+                    const auto timings = cd.search(m, LinearPath::Dense, search, s);
+                    const AlgoTiming& best = best_of(timings, "CUTLASS dense");
+                    cutlass_dense_algo[m] = best.algo;
+                    cutlass_dense_search_us[m] = best.median_us;
+                  } else {
+                    cd.use_algo(m, LinearPath::Dense, cutlass_dense_algo[m]);
+                  }
+                  c.cutlass_dense_us =
+                      opt.tune_only ? cutlass_dense_search_us[m]
+                                    : time_median_us([&] { cd.run_gemm(m, LinearPath::Dense, s); },
+                                                     s, 3, opt.reps);
+                  if (tuning)
+                    tuning->put({backend_name(GemmBackendKind::CutlassDense),
+                                 precision_name(precision), "dense", cd.n_gemm(),
+                                 cd.k_gemm(LinearPath::Dense), m, cutlass_dense_algo[m].to_json(),
+                                 c.cutlass_dense_us});
+                } catch (const Error& e) {
+                  c.error +=
+                      std::string(c.error.empty() ? "" : "; ") + "cutlass_dense: " + e.what();
+                  if (!cuda_context_lost().empty()) throw;  // the whole cell is lost
+                }
+              }
+              if (!cutlass_error.empty()) {  // a layer that could not be built
+                c.error = c.error.empty() ? cutlass_error : c.error + "; " + cutlass_error;
               }
               c.dense_fallback_mb = static_cast<double>(layer.dense_weight_bytes()) / 1e6;
               if (!opt.tune_only) {

@@ -3,6 +3,8 @@
 //   cuSPARSELt — W is 2:4-structured along K, compressed once on the GPU at construction.
 //   CUTLASS    — our own sm_90a 2:4 GEMM (INT8/FP8, cc 9.0 only) with the dequantization fused
 //                into its epilogue: it writes BF16 Y through run_dequantized(), not ACC.
+//   CUTLASS dense — its dense counterpart (W as given, same tiles, the same epilogue): the
+//                fair baseline for the CUTLASS sparse GEMM.
 // All matrices are row-major: X [M,K] (ld K), W [N,K] (ld K), the accumulator ACC [M,N] (ld N).
 // In the libraries' column-major terms this is C[N×M] = Wᵀ·X with op(A) = T on W viewed as
 // [K×N] and op(B) = N on X viewed as [K×M]: the "TN" layout that INT8 and FP8 kernels require.
@@ -24,9 +26,10 @@
 
 namespace slidesparse {
 
-enum class GemmBackendKind { CublasLtDense, CusparseLt, CutlassSparse };
+enum class GemmBackendKind { CublasLtDense, CusparseLt, CutlassSparse, CutlassDense };
 
-const char* backend_name(GemmBackendKind kind);          // "cublaslt", "cusparselt", "cutlass"
+// "cublaslt", "cusparselt", "cutlass" (the sparse one), "cutlass_dense"
+const char* backend_name(GemmBackendKind kind);
 GemmBackendKind parse_backend(const std::string& name);  // inverse; InvalidArgument otherwise
 
 // Multiples each dimension must have for a backend. The caller pads N and K (the weights);
@@ -37,6 +40,8 @@ GemmBackendKind parse_backend(const std::string& name);  // inverse; InvalidArgu
 //   rows/cols/ld multiples of 16 resp. 8 elements, the structured one of 32 resp. 16).
 //   CUTLASS    INT8/FP8 only: M any, N ×32, K ×32 (the compressed half-K rows and the TMA
 //   boxes need 16-byte strides; the tile edges are clipped by TMA). BF16/FP16: InvalidArgument.
+//   CUTLASS dense INT8/FP8 only: M any, N ×8 (16-byte rows of BF16 Y), K ×16 (16-byte rows of
+//   W and X).
 struct GemmRequirements {
   std::int64_t m_multiple;
   std::int64_t n_multiple;
@@ -45,14 +50,15 @@ struct GemmRequirements {
 GemmRequirements gemm_requirements(Precision precision, GemmBackendKind kind);
 
 // What run() writes into ACC: INT8 → I32 (exact accumulators), FP8 → F32. BF16/FP16 → F32 with
-// cuBLASLt, but BF16/F16 with cuSPARSELt, which has no FP32 output for 16-bit inputs. CUTLASS:
-// BF16, the dequantized Y of run_dequantized() (it has no accumulator output).
+// cuBLASLt, but BF16/F16 with cuSPARSELt, which has no FP32 output for 16-bit inputs. CUTLASS
+// (sparse and dense): BF16, the dequantized Y of run_dequantized() (it has no accumulator output).
 DType gemm_output_type(Precision precision, GemmBackendKind kind);
 
 // Enough to rebuild the exact plan. -1 / empty fields mean "library default".
 //   cuSPARSELt: algo_id = CUSPARSELT_MATMUL_ALG_CONFIG_ID, split_k = CUSPARSELT_MATMUL_SPLIT_K,
 //               split_k_mode = cusparseLtSplitKMode_t (0 = library choice).
-//   CUTLASS:    algo_id = index of the compiled tile configuration (cutlass_sparse_configs()),
+//   CUTLASS:    algo_id = index of the compiled tile configuration (cutlass_sparse_configs(),
+//               cutlass_dense_configs() for the dense one),
 //               split_k = 1 only.
 //   cuBLASLt:   algo_id = CUBLASLT_ALGO_CONFIG_ID, split_k = CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
 //               split_k_mode = cublasLtReductionScheme_t, heuristic_index = rank in the
@@ -180,6 +186,14 @@ std::vector<std::string> cutlass_sparse_configs(Precision precision);
 std::unique_ptr<Gemm> make_cutlass_sparse_gemm(GemmContext& ctx, Precision precision,
                                                std::int64_t n, std::int64_t k,
                                                const void* w_device);
+
+// The dense counterpart of the CUTLASS sparse GEMM (same tiles, same dequantizing epilogue).
+// Available exactly when cutlass_sparse_available(). w_device: row-major [n, k] INT8 or FP8
+// E4M3, copied. DeviceError on a GPU other than cc 9.0 or in a build without the backend;
+// InvalidArgument for BF16/FP16 or bad shapes. run() throws: use run_dequantized().
+std::vector<std::string> cutlass_dense_configs(Precision precision);
+std::unique_ptr<Gemm> make_cutlass_dense_gemm(GemmContext& ctx, Precision precision, std::int64_t n,
+                                              std::int64_t k, const void* w_device);
 
 // Library versions for the tuning database key: cublasLtGetVersion() (e.g. 130100) and
 // cuSPARSELt as major·1000 + minor·100 + patch (e.g. 800 for 0.8.0, as CUSPARSELT_VERSION).

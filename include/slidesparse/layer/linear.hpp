@@ -3,7 +3,8 @@
 // dequantize; or, with LinearOptions::sparse_backend = CutlassSparse (INT8/FP8, BF16, cc 9.0),
 // quantize+lift → our CUTLASS 2:4 GEMM that dequantizes in its epilogue. Dense path (the baseline,
 // and the fallback for M buckets where sparse loses): quantize → cuBLASLt GEMM on the same
-// quantized pruned weights → dequantize.
+// quantized pruned weights → dequantize; or, with LinearOptions::dense_backend = CutlassDense,
+// quantize → the CUTLASS dense GEMM with the same dequantizing epilogue as the sparse one.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -30,6 +31,9 @@ struct LinearOptions {
   // The 2:4 GEMM of the sparse path: CusparseLt, or CutlassSparse (fused dequantization; INT8
   // or FP8 with BF16 activations on a cc 9.0 GPU, in a build that has the backend).
   GemmBackendKind sparse_backend = GemmBackendKind::CusparseLt;
+  // The GEMM of the dense path: CublasLtDense, or CutlassDense (the same fused dequantization
+  // as CutlassSparse, with the same conditions): the fair baseline for CutlassSparse.
+  GemmBackendKind dense_backend = GemmBackendKind::CublasLtDense;
   // Algorithm choices and the sparse-vs-dense decision per M bucket; nullptr (or a stale
   // database) means library defaults and the sparse path.
   const TuningDb* tuning = nullptr;
@@ -93,7 +97,7 @@ class SlideSparseLinear {
  private:
   Gemm& gemm_for(LinearPath resolved) const;
   // The fused sparse GEMM: Y [m, n_gemm] (ld n_gemm) into `y`.
-  void run_fused(std::int64_t m, void* y, cudaStream_t stream);
+  void run_fused(std::int64_t m, LinearPath resolved, void* y, cudaStream_t stream);
   // Copies the fused GEMM's Y out of the accumulator buffer (ld n_gemm) into y (ld n).
   void copy_fused_output(std::int64_t m, void* y, cudaStream_t stream);
   std::int64_t n_, k_, n_gemm_, k_gemm_sparse_, k_gemm_dense_, max_m_, m_gemm_cap_;
