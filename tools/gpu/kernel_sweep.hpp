@@ -16,7 +16,8 @@ struct KernelSweepOptions {
   std::string tuning;      // database to record the best algorithms into ("" = none)
   bool tune_only = false;  // search and record only: no layer or quantize timings
   // The 2:4 GEMM of the sparse columns: "cusparselt", "cutlass" (our sm_90a GEMM with its
-  // dequantizing epilogue), or "both" (cuSPARSELt in the sparse columns, CUTLASS in extra ones).
+  // dequantizing epilogue), or "both" (cuSPARSELt in the sparse columns; CUTLASS sparse and the
+  // CUTLASS dense GEMM with the same epilogue in extra ones).
   std::string sparse_backend = "cusparselt";
   int reps = 20;
   std::uint64_t seed = 1;
