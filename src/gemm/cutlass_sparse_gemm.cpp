@@ -91,19 +91,8 @@ std::vector<std::string> cutlass_sparse_configs(Precision precision) {
 std::unique_ptr<Gemm> make_cutlass_sparse_gemm(GemmContext& ctx, Precision precision,
                                                std::int64_t n, std::int64_t k,
                                                const void* w_device) {
-  const std::string label =
-      gemm_detail::gemm_label(GemmBackendKind::CutlassSparse, precision, n, k);
-  if (!cutlass_sparse_available())
-    throw DeviceError(label +
-                      ": this build has no CUTLASS backend (configure with the CUTLASS headers "
-                      "and sm_90a among CMAKE_CUDA_ARCHITECTURES)");
-  gemm_requirements(precision, GemmBackendKind::CutlassSparse);  // INT8 / FP8 only
-  if (ctx.cc_major() != 9 || ctx.cc_minor() != 0)
-    throw DeviceError(label +
-                      ": the CUTLASS sparse GEMM is built for sm_90a and runs on cc 9.0 "
-                      "(H100/H200) only; this GPU is cc " +
-                      std::to_string(ctx.cc_major()) + "." + std::to_string(ctx.cc_minor()));
-  gemm_detail::check_construction(ctx, GemmBackendKind::CutlassSparse, precision, n, k, w_device);
+  gemm_detail::check_cutlass_construction(ctx, GemmBackendKind::CutlassSparse, precision, n, k,
+                                          w_device);
 #ifdef SLIDESPARSE_HAVE_CUTLASS
   return std::make_unique<CutlassSparseGemm>(ctx, precision, n, k, w_device);
 #else

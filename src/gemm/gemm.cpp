@@ -399,6 +399,23 @@ std::string gemm_label(GemmBackendKind kind, Precision precision, std::int64_t n
          " N=" + std::to_string(n) + " K=" + std::to_string(k);
 }
 
+void check_cutlass_construction(const GemmContext& ctx, GemmBackendKind kind, Precision precision,
+                                std::int64_t n, std::int64_t k, const void* w_device) {
+  const std::string label = gemm_label(kind, precision, n, k);
+  if (!cutlass_sparse_available())
+    throw DeviceError(label +
+                      ": this build has no CUTLASS backend (configure with the CUTLASS headers "
+                      "and sm_90a among CMAKE_CUDA_ARCHITECTURES)");
+  gemm_requirements(precision, kind);  // INT8 / FP8 only
+  if (ctx.cc_major() != 9 || ctx.cc_minor() != 0)
+    throw DeviceError(label + ": the " +
+                      (kind == GemmBackendKind::CutlassDense ? "CUTLASS dense" : "CUTLASS sparse") +
+                      " GEMM is built for sm_90a and runs on cc 9.0 (H100/H200) only; this GPU "
+                      "is cc " +
+                      std::to_string(ctx.cc_major()) + "." + std::to_string(ctx.cc_minor()));
+  check_construction(ctx, kind, precision, n, k, w_device);
+}
+
 void check_construction(const GemmContext& ctx, GemmBackendKind kind, Precision precision,
                         std::int64_t n, std::int64_t k, const void* w_device) {
   const GemmRequirements req = gemm_requirements(precision, kind);

@@ -90,6 +90,11 @@ std::int64_t round_up(std::int64_t value, std::int64_t multiple);
 // Before a Gemm is built: N and K multiples, the GPU's support for the precision, the weights.
 void check_construction(const GemmContext& ctx, GemmBackendKind kind, Precision precision,
                         std::int64_t n, std::int64_t k, const void* w_device);
+// check_construction for our CUTLASS GEMMs, after what they need first: a build with the
+// backend (DeviceError), INT8/FP8 (gemm_requirements' InvalidArgument) and a cc 9.0 GPU
+// (DeviceError naming its cc).
+void check_cutlass_construction(const GemmContext& ctx, GemmBackendKind kind, Precision precision,
+                                std::int64_t n, std::int64_t k, const void* w_device);
 void check_run_arguments(GemmBackendKind kind, const void* x, const void* acc, std::int64_t m);
 void check_search_options(const SearchOptions& options);
 // run_dequantized of the GEMMs that dequantize in their epilogue (the CUTLASS ones): M > 0,
