@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "cutlass_test_util.hpp"
 #include "gpu_test_util.hpp"
 #include "slidesparse/cuda/check.hpp"
 #include "slidesparse/error.hpp"
@@ -24,43 +25,9 @@
 namespace slidesparse {
 namespace {
 
-// As for the sparse kernel: exact FP8 products, Hopper's FP8 accumulation between promotions
-// and the BF16 output rounding (2^-9).
-constexpr double kFp8Tolerance = 1e-2;
-
-// GTEST_SKIP()s unless this build has the backend and the GPU is cc 9.0.
-#define REQUIRE_CUTLASS_DENSE(ctx)                                                     \
-  do {                                                                                 \
-    if (!cutlass_sparse_available())                                                   \
-      GTEST_SKIP() << "this build has no CUTLASS GEMMs (CUTLASS headers not found or " \
-                      "sm_90a not among CMAKE_CUDA_ARCHITECTURES)";                    \
-    if ((ctx).cc_major() != 9 || (ctx).cc_minor() != 0)                                \
-      GTEST_SKIP() << "the CUTLASS dense GEMM runs on cc 9.0 only; this GPU is cc "    \
-                   << (ctx).cc_major() << "." << (ctx).cc_minor();                     \
-  } while (0)
-
-struct Problem {
-  std::int64_t n, k;
-  std::vector<float> w, bias, x;      // x holds values exactly representable in BF16
-  std::vector<std::uint16_t> x_bits;  // X as BF16 bits
-};
-
-Problem make_problem(std::int64_t m, std::int64_t n, std::int64_t k, std::uint64_t seed) {
-  Problem p{n, k, {}, {}, {}, {}};
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  p.w.resize(static_cast<std::size_t>(n * k));
-  for (auto& v : p.w) v = 0.05f * normal(rng);
-  p.bias.resize(static_cast<std::size_t>(n));
-  for (auto& v : p.bias) v = 0.1f * normal(rng);
-  p.x.resize(static_cast<std::size_t>(m * k));
-  p.x_bits.resize(p.x.size());
-  for (std::size_t i = 0; i < p.x.size(); ++i) {
-    p.x_bits[i] = float_to_bf16(normal(rng));
-    p.x[i] = bf16_to_float(p.x_bits[i]);
-  }
-  return p;
-}
+using test::expect_matches;
+using test::make_problem;
+using test::Problem;
 
 QuantizedMatrix dense_matrix(const PackedLinear& packed) {
   return {packed.precision, packed.n, packed.k, unpacked_weight(packed), packed.scale};
@@ -76,37 +43,7 @@ LinearOptions dense_options(std::int64_t max_m, GemmBackendKind dense_backend) {
 }
 
 std::vector<std::uint16_t> run_dense(SlideSparseLinear& layer, const Problem& p, std::int64_t m) {
-  DeviceBuffer<std::uint16_t> x(static_cast<std::size_t>(m * p.k)),
-      y(static_cast<std::size_t>(m * p.n));
-  x.upload(p.x_bits.data(), x.size());
-  y.fill_bytes(0xCD, nullptr);
-  layer.forward(x.get(), m, y.get(), nullptr, LinearPath::Dense);
-  SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
-  std::vector<std::uint16_t> out(y.size());
-  y.download(out.data(), out.size());
-  return out;
-}
-
-void expect_matches(const std::vector<std::uint16_t>& got, const std::vector<float>& ref,
-                    Precision precision, const std::string& what) {
-  ASSERT_EQ(got.size(), ref.size()) << what;
-  if (precision == Precision::INT8) {
-    int reported = 0;
-    for (std::size_t i = 0; i < got.size(); ++i)
-      if (got[i] != float_to_bf16(ref[i]) && reported++ < 5)
-        ADD_FAILURE() << what << ": y[" << i << "] bits " << got[i] << " expected "
-                      << float_to_bf16(ref[i]) << " (" << ref[i] << ")";
-    EXPECT_EQ(reported, 0) << what << ": outputs differ from the reference";
-    return;
-  }
-  double diff = 0, norm = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double g = bf16_to_float(got[i]);
-    ASSERT_TRUE(std::isfinite(g)) << what << ": y[" << i << "] not finite";
-    diff += (g - ref[i]) * (g - ref[i]);
-    norm += static_cast<double>(ref[i]) * ref[i];
-  }
-  EXPECT_LT(std::sqrt(diff / norm), kFp8Tolerance) << what;
+  return test::run_layer(layer, p, m, LinearPath::Dense);
 }
 
 // ---- rules (host only) -------------------------------------------------------------------------
@@ -133,7 +70,7 @@ class CutlassDenseLayer : public ::testing::TestWithParam<Precision> {};
 TEST_P(CutlassDenseLayer, EqualsTheCpuReferenceAndCublasLt) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
-  REQUIRE_CUTLASS_DENSE(ctx);
+  REQUIRE_CUTLASS(ctx);
   const Precision precision = GetParam();
   // Ragged K (pads to a multiple of 16); N = 96 runs without N padding (Y written in place),
   // N = 50 pads (Y through the staging copy). M = 1, 37 (not a multiple of any tile) and 300
@@ -170,7 +107,7 @@ INSTANTIATE_TEST_SUITE_P(Int8AndFp8, CutlassDenseLayer,
 TEST(CutlassDenseLayerOptions, RejectsF16ActivationsAndSparseKinds) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
-  REQUIRE_CUTLASS_DENSE(ctx);
+  REQUIRE_CUTLASS(ctx);
   const Problem p = make_problem(1, 64, 64, 3);
   const PackedLinear packed = pack_linear(p.w.data(), 64, 64, nullptr, Precision::INT8,
                                           Pattern::parse("2_4"), PruneMode::Magnitude, "w");
@@ -187,7 +124,7 @@ TEST(CutlassDenseLayerOptions, RejectsF16ActivationsAndSparseKinds) {
 TEST(CutlassDenseGemm, SearchTimesEveryConfigurationAndGivesExactAccumulators) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
-  REQUIRE_CUTLASS_DENSE(ctx);
+  REQUIRE_CUTLASS(ctx);
   constexpr std::int64_t kM = 300, kN = 264, kK = 528;  // N, K not multiples of any tile
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> small(-8, 8);

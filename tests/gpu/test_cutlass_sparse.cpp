@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cutlass_test_util.hpp"
 #include "gpu_test_util.hpp"
 #include "slidesparse/cuda/check.hpp"
 #include "slidesparse/error.hpp"
@@ -24,43 +25,10 @@
 namespace slidesparse {
 namespace {
 
-// ‖y − ref‖ / ‖ref‖ for FP8: the products are exact, Hopper's FP8 accumulation keeps ~14 bits
-// between promotions and the BF16 output rounds to 2^-9 (as for cuSPARSELt in test_linear).
-constexpr double kFp8Tolerance = 1e-2;
-
-// GTEST_SKIP()s unless this build has the backend and the GPU is cc 9.0.
-#define REQUIRE_CUTLASS_SPARSE(ctx)                                                          \
-  do {                                                                                       \
-    if (!cutlass_sparse_available())                                                         \
-      GTEST_SKIP() << "this build has no CUTLASS sparse GEMM (CUTLASS headers not found or " \
-                      "sm_90a not among CMAKE_CUDA_ARCHITECTURES)";                          \
-    if ((ctx).cc_major() != 9 || (ctx).cc_minor() != 0)                                      \
-      GTEST_SKIP() << "the CUTLASS sparse GEMM runs on cc 9.0 only; this GPU is cc "         \
-                   << (ctx).cc_major() << "." << (ctx).cc_minor();                           \
-  } while (0)
-
-struct Problem {
-  std::int64_t m, n, k;
-  std::vector<float> w, bias, x;      // x holds values exactly representable in BF16
-  std::vector<std::uint16_t> x_bits;  // X as BF16 bits
-};
-
-Problem make_problem(std::int64_t m, std::int64_t n, std::int64_t k, std::uint64_t seed) {
-  Problem p{m, n, k, {}, {}, {}, {}};
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  p.w.resize(static_cast<std::size_t>(n * k));
-  for (auto& v : p.w) v = 0.05f * normal(rng);
-  p.bias.resize(static_cast<std::size_t>(n));
-  for (auto& v : p.bias) v = 0.1f * normal(rng);
-  p.x.resize(static_cast<std::size_t>(m * k));
-  p.x_bits.resize(p.x.size());
-  for (std::size_t i = 0; i < p.x.size(); ++i) {
-    p.x_bits[i] = float_to_bf16(normal(rng));
-    p.x[i] = bf16_to_float(p.x_bits[i]);
-  }
-  return p;
-}
+using test::expect_matches;
+using test::make_problem;
+using test::Problem;
+using test::run_layer;
 
 QuantizedMatrix slid_matrix(const PackedLinear& packed) {
   return {packed.precision, packed.n, packed.k_slide(), packed.weight, packed.scale};
@@ -72,41 +40,6 @@ LinearOptions cutlass_options(std::int64_t max_m) {
   options.max_m = max_m;
   options.sparse_backend = GemmBackendKind::CutlassSparse;
   return options;
-}
-
-std::vector<std::uint16_t> run_layer(SlideSparseLinear& layer, const Problem& p, std::int64_t m,
-                                     LinearPath path) {
-  DeviceBuffer<std::uint16_t> x(static_cast<std::size_t>(m * p.k)),
-      y(static_cast<std::size_t>(m * p.n));
-  x.upload(p.x_bits.data(), x.size());
-  y.fill_bytes(0xCD, nullptr);
-  layer.forward(x.get(), m, y.get(), nullptr, path);
-  SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
-  std::vector<std::uint16_t> out(y.size());
-  y.download(out.data(), out.size());
-  return out;
-}
-
-void expect_matches(const std::vector<std::uint16_t>& got, const std::vector<float>& ref,
-                    Precision precision, const std::string& what) {
-  ASSERT_EQ(got.size(), ref.size()) << what;
-  if (precision == Precision::INT8) {
-    int reported = 0;
-    for (std::size_t i = 0; i < got.size(); ++i)
-      if (got[i] != float_to_bf16(ref[i]) && reported++ < 5)
-        ADD_FAILURE() << what << ": y[" << i << "] bits " << got[i] << " expected "
-                      << float_to_bf16(ref[i]) << " (" << ref[i] << ")";
-    EXPECT_EQ(reported, 0) << what << ": outputs differ from the reference";
-    return;
-  }
-  double diff = 0, norm = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double g = bf16_to_float(got[i]);
-    ASSERT_TRUE(std::isfinite(g)) << what << ": y[" << i << "] not finite";
-    diff += (g - ref[i]) * (g - ref[i]);
-    norm += static_cast<double>(ref[i]) * ref[i];
-  }
-  EXPECT_LT(std::sqrt(diff / norm), kFp8Tolerance) << what;
 }
 
 // ---- rules (host only) -------------------------------------------------------------------------
@@ -138,7 +71,7 @@ class CutlassSparseLayer : public ::testing::TestWithParam<LayerCase> {};
 TEST_P(CutlassSparseLayer, EqualsTheCpuReference) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
-  REQUIRE_CUTLASS_SPARSE(ctx);
+  REQUIRE_CUTLASS(ctx);
   const auto [precision, pattern_name] = GetParam();
   const Pattern pattern = Pattern::parse(pattern_name);
   // Ragged K (not a multiple of L, 8 or 16); N = 96 runs without N padding (Y written in
@@ -182,7 +115,7 @@ INSTANTIATE_TEST_SUITE_P(Int8AndFp8, CutlassSparseLayer, ::testing::ValuesIn(lay
 TEST(CutlassSparseLayerStages, RunGemmThenDequantizeEqualsForward) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
-  REQUIRE_CUTLASS_SPARSE(ctx);
+  REQUIRE_CUTLASS(ctx);
   constexpr std::int64_t kM = 37, kN = 50, kK = 200;
   const Problem p = make_problem(kM, kN, kK, 11);
   const PackedLinear packed = pack_linear(p.w.data(), kN, kK, p.bias.data(), Precision::INT8,
@@ -206,7 +139,7 @@ TEST(CutlassSparseLayerStages, RunGemmThenDequantizeEqualsForward) {
 TEST(CutlassSparseLayerStages, UnalignedOutputGivesTheSameValues) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
-  REQUIRE_CUTLASS_SPARSE(ctx);
+  REQUIRE_CUTLASS(ctx);
   constexpr std::int64_t kM = 37, kN = 96, kK = 200;
   const Problem p = make_problem(kM, kN, kK, 13);
   const PackedLinear packed = pack_linear(p.w.data(), kN, kK, p.bias.data(), Precision::INT8,
@@ -252,7 +185,7 @@ DeviceWeights slid_weights(const PackedLinear& packed) {
 TEST(CutlassSparseGemm, SearchTimesEveryConfigurationAndPlansDoNotAllocate) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
-  REQUIRE_CUTLASS_SPARSE(ctx);
+  REQUIRE_CUTLASS(ctx);
   constexpr std::int64_t kM = 300, kN = 256, kK = 512;
   const Problem p = make_problem(kM, kN, kK, 5);
   const PackedLinear packed = pack_linear(p.w.data(), kN, kK, nullptr, Precision::INT8,
@@ -322,7 +255,7 @@ TEST(CutlassSparseGemm, SearchTimesEveryConfigurationAndPlansDoNotAllocate) {
 TEST(CutlassSparseGemm, RejectsWeightsThatAreNotTwoToFourAndSixteenBitPrecisions) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
-  REQUIRE_CUTLASS_SPARSE(ctx);
+  REQUIRE_CUTLASS(ctx);
   constexpr std::int64_t kN = 64, kK = 64;
   std::vector<std::int8_t> host(static_cast<std::size_t>(kN * kK), 0);
   for (std::size_t i = 0; i < host.size(); i += 4) host[i] = host[i + 1] = 1;
@@ -339,7 +272,7 @@ TEST(CutlassSparseGemm, RejectsWeightsThatAreNotTwoToFourAndSixteenBitPrecisions
 TEST(CutlassSparseGemm, Fp8NegativeZerosAreZeros) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
-  REQUIRE_CUTLASS_SPARSE(ctx);
+  REQUIRE_CUTLASS(ctx);
   constexpr std::int64_t kM = 37, kN = 64, kK = 128;
   const Problem p = make_problem(kM, kN, kK, 9);
   PackedLinear packed = pack_linear(p.w.data(), kN, kK, p.bias.data(), Precision::FP8,
@@ -376,7 +309,7 @@ TEST(CutlassSparseGemm, RefusesGpusOtherThanCc90) {
 TEST(CutlassSparseLarge, Qwen25_7BDownProjectionAtM65536) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
-  REQUIRE_CUTLASS_SPARSE(ctx);
+  REQUIRE_CUTLASS(ctx);
   if (query_device().memory_bytes < (std::uint64_t{24} << 30)) GTEST_SKIP() << "needs 24 GiB";
   constexpr std::int64_t kM = 65536, kN = 3584, kK = 18944;
   const Pattern pattern = Pattern::parse("6:8");
