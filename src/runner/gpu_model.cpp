@@ -94,7 +94,7 @@ struct GpuModel::Impl {
 
   std::vector<std::int64_t> seq_lengths;  // tokens cached per sequence of the batch
   std::int64_t logits_rows = 0;
-  std::set<std::int64_t> prepared;
+  std::set<std::int64_t> prepared_linears, prepared_head;     // the M values planned so far
   std::map<std::int64_t, std::unique_ptr<CudaGraph>> graphs;  // decode, per batch size
   std::size_t graph_workspace = 0;  // GEMM workspace size the graphs were captured with
   SegmentTimer timer;
@@ -103,7 +103,11 @@ struct GpuModel::Impl {
 
   void load(WeightSource& source);
   void allocate_buffers();
-  void prepare_m(std::int64_t m);
+  // The linear layers' plans for M (searched when search_untuned and no tuning database), and
+  // the LM head's for its rows; both drop the graphs a grown workspace made stale.
+  void prepare_linears(std::int64_t m);
+  void prepare_lm_head(std::int64_t rows);
+  void drop_stale_graphs();
   // Times the layer's candidates for M on whatever its quantized-input buffer holds (the time
   // does not depend on the values) and keeps the fastest.
   void search_algo(SlideSparseLinear& layer, std::int64_t m);
@@ -240,8 +244,8 @@ void GpuModel::Impl::allocate_buffers() {
 
 // Plans for M are built outside the timed and captured work; a plan that grew the shared GEMM
 // workspace moved it, so the graphs captured with the old one are dropped.
-void GpuModel::Impl::prepare_m(std::int64_t m) {
-  if (prepared.insert(m).second) {
+void GpuModel::Impl::prepare_linears(std::int64_t m) {
+  if (prepared_linears.insert(m).second) {
     const bool search = options.search_untuned && options.tuning == nullptr;
     for (GpuLayer& layer : layers) {
       const std::array<SlideSparseLinear*, 4> linears = {layer.qkv.get(), layer.o.get(),
@@ -257,8 +261,16 @@ void GpuModel::Impl::prepare_m(std::int64_t m) {
         }
       }
     }
-    if (m <= options.max_sequences) lm_head->prepare(m);
   }
+  drop_stale_graphs();
+}
+
+void GpuModel::Impl::prepare_lm_head(std::int64_t rows) {
+  if (prepared_head.insert(rows).second) lm_head->prepare(rows);
+  drop_stale_graphs();
+}
+
+void GpuModel::Impl::drop_stale_graphs() {
   if (gemm->workspace_bytes() != graph_workspace) {
     graphs.clear();
     graph_workspace = gemm->workspace_bytes();
@@ -475,8 +487,8 @@ std::vector<int> GpuModel::prefill(const std::vector<std::vector<int>>& prompts)
                           std::to_string(prompts.size()) + " prompts, more than max_tokens " +
                           std::to_string(o.max_tokens) + " of one forward");
   const std::int64_t count = static_cast<std::int64_t>(prompts.size());
-  m.prepare_m(total);
-  m.prepare_m(count);  // the LM head's rows
+  m.prepare_linears(total);
+  m.prepare_lm_head(count);
 
   // Host rows → pinned → device, on the model's stream.
   cudaStream_t s = m.stream.get();
@@ -530,7 +542,8 @@ std::vector<int> GpuModel::decode_step(const std::vector<int>& next_tokens) {
                             std::to_string(m.seq_lengths[at(s)]) + " tokens, the context of " +
                             std::to_string(max_length));
   }
-  m.prepare_m(batch);
+  m.prepare_linears(batch);
+  m.prepare_lm_head(batch);
   const std::int64_t stride = m.options.max_sequences;
   for (std::int64_t s = 0; s < batch; ++s) {
     m.step_in[at(s)] = next_tokens[at(s)];
