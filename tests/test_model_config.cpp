@@ -192,6 +192,38 @@ TEST(ModelConfig, RopeScalingLlama3OrNothing) {
             std::string::npos);
 }
 
+// transformers 5 writes "rope_parameters" (rope_theta inside it) instead of "rope_scaling".
+TEST(ModelConfig, RopeParametersOfTransformers5) {
+  nlohmann::json c = minimal_config("LlamaForCausalLM");
+  c.erase("rope_theta");
+  c["rope_parameters"] = {{"rope_type", "llama3"},
+                          {"rope_theta", 500000.0},
+                          {"factor", 32.0},
+                          {"low_freq_factor", 1.0},
+                          {"high_freq_factor", 4.0},
+                          {"original_max_position_embeddings", 8192}};
+  const ModelConfig llama = parse_model_config(c, kPath);
+  EXPECT_EQ(llama.rope_theta, 500000.0);
+  ASSERT_TRUE(llama.rope_scaling.has_value());
+  EXPECT_EQ(llama.rope_scaling->factor, 32.0);
+
+  c["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1000000.0}};
+  const ModelConfig plain = parse_model_config(c, kPath);
+  EXPECT_EQ(plain.rope_theta, 1000000.0);
+  EXPECT_FALSE(plain.rope_scaling.has_value());
+
+  c["rope_theta"] = 10000.0;  // a top-level rope_theta wins
+  EXPECT_EQ(parse_model_config(c, kPath).rope_theta, 10000.0);
+
+  c["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 2.0}};
+  EXPECT_EQ(error_of(c), std::string(kPath) +
+                             ": unsupported rope_parameters.rope_type 'yarn' (supported: llama3, "
+                             "default)");
+  c["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", -1.0}};
+  c.erase("rope_theta");
+  EXPECT_NE(error_of(c).find("\"rope_parameters.rope_theta\""), std::string::npos);
+}
+
 // ---- RoPE frequencies ------------------------------------------------------------------
 
 TEST(RopeInvFreq, PlainRopeIsThetaToTheMinusTwoIOverD) {

@@ -12,6 +12,7 @@
 #include "slidesparse/checkpoint.hpp"
 #include "slidesparse/converted_checkpoint.hpp"
 #include "slidesparse/error.hpp"
+#include "slidesparse/file.hpp"
 #include "slidesparse/model/reference_forward.hpp"
 
 namespace slidesparse::cli {
@@ -69,8 +70,8 @@ void run(const RunArgs& args) {
     throw DeviceError("no CUDA device: this build of slidesparse has no CUDA support (--gpu)");
 #endif
   }
-  if (!args.backend.empty() || !args.tuning.empty() || !args.logits_out.empty())
-    throw InvalidArgument("--backend, --tuning and --logits-out go with --gpu");
+  if (!args.backend.empty() || !args.tuning.empty())
+    throw InvalidArgument("--backend and --tuning go with --gpu");
   if (args.pattern.empty() != args.dtype.empty())
     throw InvalidArgument("--pattern and --dtype go together");
   const Checkpoint checkpoint = Checkpoint::open(args.model_dir);
@@ -99,7 +100,12 @@ void run(const RunArgs& args) {
   std::fprintf(stderr, "%s: %s, CPU reference forward (%s)\n", args.model_dir.c_str(),
                architecture_name(config.architecture), mode.c_str());
   ReferenceModel model(config, std::move(weights), std::move(linears));
-  const auto generated = model.generate_greedy(prompts, args.max_new);
+  std::vector<float> prefill_logits;
+  const auto generated = model.generate_greedy(prompts, args.max_new, &prefill_logits);
+  if (!args.logits_out.empty())
+    write_file_atomic(args.logits_out,
+                      std::string(reinterpret_cast<const char*>(prefill_logits.data()),
+                                  prefill_logits.size() * sizeof(float)));
   for (const auto& ids : generated) {
     for (std::size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
     std::printf("\n");
@@ -127,7 +133,7 @@ void add_run_command(CLI::App& app) {
                   "With --gpu: dense (cuBLASLt) or sparse (SlideSparse; default with --pattern)");
   cmd->add_option("--tuning", args->tuning, "With --gpu: tuning database of `slidesparse tune`");
   cmd->add_option("--logits-out", args->logits_out,
-                  "With --gpu: write the prefill logits (float32 [prompts, vocab]) to this file");
+                  "Write the prefill logits (float32 [prompts, vocab]) to this file");
   cmd->callback([args]() { run(*args); });
 }
 

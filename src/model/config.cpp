@@ -92,19 +92,41 @@ class FieldReader {
   std::string prefix_;
 };
 
-std::optional<Llama3RopeScaling> parse_rope_scaling(const nlohmann::json& config,
+// The RoPE settings object: "rope_parameters" (transformers 5 writes rope_theta and the
+// scaling there) or the older "rope_scaling" (rope_theta at the top level); null if neither.
+struct RopeObject {
+  const nlohmann::json* object = nullptr;
+  std::string prefix;  // "rope_parameters." or "rope_scaling." for error messages
+};
+
+RopeObject find_rope_object(const nlohmann::json& config, const std::string& config_path) {
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    const auto it = config.find(key);
+    if (it == config.end() || it->is_null()) continue;
+    if (!it->is_object())
+      throw FormatError(config_path + ": \"" + key + "\" is " + it->dump() +
+                        ", expected null or an object");
+    return {&*it, std::string(key) + "."};
+  }
+  return {};
+}
+
+double parse_rope_theta(const nlohmann::json& config, const RopeObject& rope,
+                        const std::string& config_path, double fallback) {
+  const FieldReader top(config, config_path);
+  if (!top.missing("rope_theta") || !rope.object) return top.positive_number("rope_theta", fallback);
+  return FieldReader(*rope.object, config_path, rope.prefix).positive_number("rope_theta", fallback);
+}
+
+std::optional<Llama3RopeScaling> parse_rope_scaling(const RopeObject& rope,
                                                     const std::string& config_path) {
-  const auto it = config.find("rope_scaling");
-  if (it == config.end() || it->is_null()) return std::nullopt;
-  if (!it->is_object())
-    throw FormatError(config_path + ": \"rope_scaling\" is " + it->dump() +
-                      ", expected null or an object");
-  const FieldReader fields(*it, config_path, "rope_scaling.");
+  if (!rope.object) return std::nullopt;
+  const FieldReader fields(*rope.object, config_path, rope.prefix);
   // "type" is the older spelling of "rope_type".
   const std::string type = fields.string("rope_type", fields.string("type", "default"));
   if (type == "default") return std::nullopt;
   if (type != "llama3")
-    throw FormatError(config_path + ": unsupported rope_scaling.rope_type '" + type +
+    throw FormatError(config_path + ": unsupported " + rope.prefix + "rope_type '" + type +
                       "' (supported: llama3, default)");
   Llama3RopeScaling s;
   s.factor = fields.positive_number("factor");
@@ -159,8 +181,9 @@ ModelConfig parse_model_config(const nlohmann::json& config, const std::string& 
   c.vocab = fields.positive_int("vocab_size");
   c.max_position = fields.positive_int("max_position_embeddings", defaults.max_position);
   c.rms_norm_eps = fields.positive_number("rms_norm_eps", defaults.rms_norm_eps);
-  c.rope_theta = fields.positive_number("rope_theta", defaults.rope_theta);
-  c.rope_scaling = parse_rope_scaling(config, config_path);
+  const RopeObject rope = find_rope_object(config, config_path);
+  c.rope_theta = parse_rope_theta(config, rope, config_path, defaults.rope_theta);
+  c.rope_scaling = parse_rope_scaling(rope, config_path);
   c.tie_embeddings = fields.boolean("tie_word_embeddings", false);
   c.activation = parse_activation(fields, defaults.hidden_act);
 

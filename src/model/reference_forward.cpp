@@ -89,11 +89,12 @@ std::vector<float> ReferenceModel::decode_step(const std::vector<int>& next_toke
 }
 
 std::vector<std::vector<int>> ReferenceModel::generate_greedy(
-    const std::vector<std::vector<int>>& prompts, int max_new) {
+    const std::vector<std::vector<int>>& prompts, int max_new, std::vector<float>* prefill_logits) {
   SLIDESPARSE_REQUIRE(max_new >= 0, InvalidArgument,
                       "generate_greedy: max_new " + std::to_string(max_new) + " is negative");
   std::vector<std::vector<int>> generated(prompts.size());
   std::vector<float> step_logits = prefill(prompts);
+  if (prefill_logits) *prefill_logits = step_logits;
   for (int step = 0; step < max_new; ++step) {
     std::vector<int> next;
     for (std::size_t s = 0; s < prompts.size(); ++s) {

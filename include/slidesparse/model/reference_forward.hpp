@@ -35,9 +35,10 @@ class ReferenceModel {
   std::vector<float> decode_step(const std::vector<int>& next_tokens);
 
   // prefill, then greedy decoding (argmax; the lowest id on ties): the max_new tokens
-  // generated after each prompt.
+  // generated after each prompt. prefill_logits, if given, receives prefill()'s logits.
   std::vector<std::vector<int>> generate_greedy(const std::vector<std::vector<int>>& prompts,
-                                                int max_new);
+                                                int max_new,
+                                                std::vector<float>* prefill_logits = nullptr);
 
   // The logits at every position of one sequence, [tokens.size(), vocab], from a fresh
   // KV cache of its own (the batch's cache is untouched). Same checks as prefill.
