@@ -6,7 +6,10 @@
 # to out/gpu_check and, when $OUT is set (the device tool), packed into $OUT/gpu_check.tgz
 # because only a few files come back from a call.
 #   SLIDESPARSE_BENCH_ARGS  overrides the benchmark's flags
-#   GPU_CHECK_STAGES        which stages run (default "tests sanitizer bench")
+#   SLIDESPARSE_E2E_RUNS    `bench e2e` argument sets separated by ';' (stage e2e)
+#   GPU_CHECK_STAGES        which stages run (default "tests sanitizer bench"; also
+#                           "transformers": scripts/compare_transformers.py --device cuda,
+#                           "e2e": the SLIDESPARSE_E2E_RUNS)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -59,4 +62,26 @@ if has_stage bench; then
     > "$WORK/bench_kernel.log" 2>&1
   echo "bench kernel exit $? in $((SECONDS - start)) s"
   tail -n 40 "$WORK/bench_kernel.log"
+fi
+if has_stage transformers; then
+  start=$SECONDS
+  PYTHONUNBUFFERED=1 timeout "${TRANSFORMERS_TIMEOUT:-240}" python3 scripts/compare_transformers.py \
+    --device cuda --binary build-gpu/slidesparse > "$WORK/compare_transformers.log" 2>&1
+  echo "compare_transformers exit $? in $((SECONDS - start)) s"
+  grep -E "OK|MISMATCH|Error|error" "$WORK/compare_transformers.log" | grep -v "^ " | head -n 40
+fi
+if has_stage e2e; then
+  E2E_RUNS=${SLIDESPARSE_E2E_RUNS:-"qwen2.5-7b --stage prefill --M 8192,16384 --backend dense --dtype fp8;\
+qwen2.5-7b --stage prefill --M 8192,16384 --backend sparse --pattern 2_8 --dtype fp8;\
+qwen2.5-7b --stage decode --M 64,256 --backend dense --dtype fp8;\
+qwen2.5-7b --stage decode --M 64,256 --backend sparse --pattern 2_8 --dtype fp8"}
+  IFS=';' read -ra runs <<< "$E2E_RUNS"
+  for args in "${runs[@]}"; do
+    start=$SECONDS
+    # shellcheck disable=SC2086
+    timeout "${E2E_TIMEOUT:-240}" ./build-gpu/slidesparse bench e2e $args --out "$WORK/e2e" \
+      >> "$WORK/bench_e2e.log" 2>&1
+    echo "bench e2e $args: exit $? in $((SECONDS - start)) s"
+  done
+  tail -n 30 "$WORK/bench_e2e.log"
 fi
