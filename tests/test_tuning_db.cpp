@@ -206,6 +206,26 @@ TEST(TuningDb, EntriesForAShapeCoverEveryBackendAndPattern) {
   EXPECT_TRUE(db.entries_for(4096, 6144, "fp8").empty());
 }
 
+// Both cuBLASLt dense backends (plain, and the dequantization in its epilogue) keep their own
+// entries for one shape and bucket: the layer compares their times.
+TEST(TuningDb, TheTwoCublasLtDenseBackendsKeepTheirOwnEntries) {
+  TempDir dir;
+  TuningDb db(h100_key());
+  TuningEntry plain = entry("cublaslt", "dense", 64, 20.0), fused = plain;
+  plain.precision = fused.precision = "fp8";
+  fused.backend = "cublaslt_fused";
+  fused.time_us = 18.0;
+  db.put(plain);
+  db.put(fused);
+  const std::string path = dir.file("tuning.json");
+  db.save(path);
+  const TuningDb loaded = TuningDb::load(path, h100_key());
+  ASSERT_EQ(loaded.size(), 2u);
+  EXPECT_EQ(loaded.lookup("cublaslt", "fp8", "dense", 4096, 6144, 64)->time_us, 20.0);
+  EXPECT_EQ(loaded.lookup("cublaslt_fused", "fp8", "dense", 4096, 6144, 64)->time_us, 18.0);
+  EXPECT_EQ(loaded.entries_for(4096, 6144, "fp8").size(), 2u);
+}
+
 TEST(TuningDb, AnotherGpusDatabaseIsReportedOnceAndIgnored) {
   TempDir dir;
   TuningKey a100 = h100_key();

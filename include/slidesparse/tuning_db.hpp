@@ -33,7 +33,7 @@ struct TuningKey {
 };
 
 struct TuningEntry {
-  std::string backend;    // "cublaslt" or "cusparselt"
+  std::string backend;    // backend_name(): "cublaslt", "cublaslt_fused", "cusparselt", ...
   std::string precision;  // "int8", "fp8", "bf16", "fp16"
   std::string pattern;    // "dense" for the dense baseline, else the zeros name ("2_8", "2_inf")
   std::int64_t n = 0;     // the GEMM's N and K as run (padded, and K lifted for sparse patterns)

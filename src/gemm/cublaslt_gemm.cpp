@@ -1,16 +1,32 @@
 // The dense baseline: cuBLASLt on the weights as given. Column-major view (gemm.hpp):
 // D[N×M] = op(A)·B with A = W as [K×N] (ld K, op T) and B = X as [K×M] (ld K, op N), the "TN"
 // form that IMMA (INT8) and FP8 kernels require on Hopper.
+//
+// Two backends share this file: `cublaslt` writes the accumulators (the layer dequantizes them
+// in a separate kernel), `cublaslt_fused` (FP8 E4M3, cc 9.0) folds the dequantization into
+// cuBLASLt's epilogue with cuBLAS's outer-vector scaling
+// (CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F on A and B, cuBLAS 12.9+, documented for cc 9.0
+// only):
+//   D[i,j] = alpha · scale_A[i] · scale_B[j] · Σ_l op(A)[i,l]·B[l,j] + bias[i]   (beta = 0)
+// where i runs over D's rows (cuBLAS "M" = our N) and j over its columns (cuBLAS "N" = our M):
+//   A = W viewed [K×N], op T: scale_A has one float per output channel  → scale_w [N]
+//   B = X viewed [K×M], op N: scale_B has one float per token           → scale_x [M]
+//   D = [N×M] column-major, ld N, BF16 = Y [M,N] row-major; C is the same layout (beta = 0)
+//   bias: CUBLASLT_EPILOGUE_BIAS, one value per row of D → per output channel, BF16 (the bias
+//   type cuBLASLt takes for a BF16 D with FP8 inputs; it has no FP32 bias for that case).
+// No D scale or amax: the docs allow neither with outer-vector scaling (D is 16/32-bit).
 #include <algorithm>
 #include <cstring>
 #include <functional>
 #include <iterator>
 #include <limits>
 #include <unordered_map>
+#include <vector>
 
 #include "gemm_internal.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/gemm/check.hpp"
+#include "slidesparse/numeric.hpp"
 
 namespace slidesparse {
 namespace {
@@ -27,7 +43,10 @@ struct LtTypes {
   cudaDataType_t output;
 };
 
-LtTypes lt_types(Precision precision) {
+LtTypes lt_types(Precision precision, GemmBackendKind kind) {
+  // The fused epilogue's table row: E4M3 inputs, FP32 compute and scales, BF16 C and D.
+  if (kind == GemmBackendKind::CublasLtFused)
+    return {CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_8F_E4M3, CUDA_R_16BF};
   switch (precision) {
     case Precision::INT8:
       return {CUBLAS_COMPUTE_32I, CUDA_R_32I, CUDA_R_8I, CUDA_R_32I};
@@ -45,16 +64,36 @@ class LtMatmulDesc {
  public:
   explicit LtMatmulDesc(const LtTypes& types) {
     SLIDESPARSE_CHECK_CUBLAS(cublasLtMatmulDescCreate(&desc_, types.compute, types.scale));
-    const std::int32_t transpose = CUBLAS_OP_T, keep = CUBLAS_OP_N;
-    SLIDESPARSE_CHECK_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA,
-                                                            &transpose, sizeof transpose));
-    SLIDESPARSE_CHECK_CUBLAS(
-        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof keep));
+    set(CUBLASLT_MATMUL_DESC_TRANSA, std::int32_t{CUBLAS_OP_T});
+    set(CUBLASLT_MATMUL_DESC_TRANSB, std::int32_t{CUBLAS_OP_N});
   }
   ~LtMatmulDesc() { cublasLtMatmulDescDestroy(desc_); }
   LtMatmulDesc(const LtMatmulDesc&) = delete;
   LtMatmulDesc& operator=(const LtMatmulDesc&) = delete;
   cublasLtMatmulDesc_t get() const { return desc_; }
+
+  // A host-side write into the descriptor: no allocation, no device work.
+  template <typename T>
+  void set(cublasLtMatmulDescAttributes_t attribute, const T& value) {
+    SLIDESPARSE_CHECK_CUBLAS(
+        cublasLtMatmulDescSetAttribute(desc_, attribute, &value, sizeof value));
+  }
+
+  // The fused epilogue (see the top of this file): per-output-channel scales on A, per-token
+  // scales on B, and the BF16 bias when there is one.
+  void use_outer_vector_scales(const void* bias_bf16) {
+    const std::int32_t outer = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    set(CUBLASLT_MATMUL_DESC_A_SCALE_MODE, outer);
+    set(CUBLASLT_MATMUL_DESC_B_SCALE_MODE, outer);
+    if (!bias_bf16) return;
+    set(CUBLASLT_MATMUL_DESC_EPILOGUE, std::uint32_t{CUBLASLT_EPILOGUE_BIAS});
+    set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, std::int32_t{CUDA_R_16BF});
+    set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias_bf16);
+  }
+  void point_scales_at(const float* scale_w, const float* scale_x) {
+    set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(scale_w));
+    set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(scale_x));
+  }
 
  private:
   cublasLtMatmulDesc_t desc_ = nullptr;
@@ -101,7 +140,7 @@ class LtPreference {
   cublasLtMatmulPreference_t pref_ = nullptr;
 };
 
-// Everything that depends on M: the X and ACC layouts and the chosen algorithm.
+// Everything that depends on M: the X and ACC (or Y) layouts and the chosen algorithm.
 struct LtPlan {
   LtPlan(const LtTypes& types, std::int64_t n, std::int64_t k, std::int64_t m)
       : x(types.operand, k, m, k), acc(types.output, n, m, n) {}
@@ -147,24 +186,46 @@ void apply_split_k(cublasLtMatmulAlgo_t& algo, int split_k, int reduction_scheme
                                  static_cast<std::uint32_t>(reduction_scheme));
 }
 
+// The BF16 copy of a float bias [n] on the device (cuBLASLt's bias type for a BF16 D), rounded
+// to nearest even as float_to_bf16 does.
+DeviceAllocation bf16_bias(const float* bias_device, std::int64_t n) {
+  if (!bias_device) return DeviceAllocation();
+  std::vector<float> host(static_cast<std::size_t>(n));
+  SLIDESPARSE_CHECK_CUDA(
+      cudaMemcpy(host.data(), bias_device, host.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  std::vector<std::uint16_t> bits(host.size());
+  for (std::size_t i = 0; i < host.size(); ++i) bits[i] = float_to_bf16(host[i]);
+  DeviceAllocation device(bits.size() * sizeof(std::uint16_t));
+  SLIDESPARSE_CHECK_CUDA(
+      cudaMemcpy(device.get(), bits.data(), device.bytes(), cudaMemcpyHostToDevice));
+  return device;
+}
+
+// One class for both backends: `cublaslt` (accumulators out, run()) and `cublaslt_fused`
+// (the dequantization in the epilogue, run_dequantized()); they differ only in the descriptor's
+// types and epilogue, so plans, the heuristic and the search are shared.
 class CublasLtGemm final : public Gemm {
  public:
-  CublasLtGemm(GemmContext& ctx, Precision precision, std::int64_t n, std::int64_t k,
-               const void* w_device)
+  CublasLtGemm(GemmContext& ctx, GemmBackendKind kind, Precision precision, std::int64_t n,
+               std::int64_t k, const void* w_device, const float* bias_device)
       : ctx_(ctx.impl()),
+        kind_(kind),
         precision_(precision),
         n_(n),
         k_(k),
-        types_(lt_types(precision)),
+        types_(lt_types(precision, kind)),
         weight_(static_cast<std::size_t>(n * k) * dtype_size(precision_storage(precision))),
         desc_(types_),
-        w_layout_(types_.operand, k, n, k) {
+        w_layout_(types_.operand, k, n, k),
+        bias_(bias_device),
+        bias_bf16_(bf16_bias(bias_device, n)) {
     SLIDESPARSE_CHECK_CUDA(
         cudaMemcpy(weight_.get(), w_device, weight_.bytes(), cudaMemcpyDeviceToDevice));
     SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());  // the caller may reuse w_device at once
+    if (fuses_dequantize()) desc_.use_outer_vector_scales(bias_bf16_.get());
   }
 
-  GemmBackendKind kind() const override { return GemmBackendKind::CublasLtDense; }
+  GemmBackendKind kind() const override { return kind_; }
   Precision precision() const override { return precision_; }
   std::int64_t n() const override { return n_; }
   std::int64_t k() const override { return k_; }
@@ -173,15 +234,45 @@ class CublasLtGemm final : public Gemm {
   void prepare(std::int64_t m, const GemmAlgo& algo) override { plans_.prepare(m, algo); }
 
   void run(const void* x, void* acc, std::int64_t m, cudaStream_t stream) override {
+    if (fuses_dequantize())
+      throw InvalidArgument(label() + ": run at M = " + std::to_string(m) +
+                            " asks for accumulators, but this backend dequantizes in its "
+                            "epilogue and writes BF16 only: call run_dequantized");
     gemm_detail::check_run_arguments(kind(), x, acc, m);
     auto& plan = plans_.for_run(m);
     launch(plan, x, acc, stream);
+  }
+
+  bool fuses_dequantize() const override { return kind_ == GemmBackendKind::CublasLtFused; }
+
+  // The plan first (an unprepared M builds one, which points the scales at units), then this
+  // call's scale vectors: two host-side descriptor writes.
+  void run_dequantized(const void* x, const float* scale_x, const float* scale_w, const float* bias,
+                       void* y, DType y_type, std::int64_t m, cudaStream_t stream) override {
+    if (!fuses_dequantize()) {
+      Gemm::run_dequantized(x, scale_x, scale_w, bias, y, y_type, m, stream);
+      return;
+    }
+    gemm_detail::check_fused_arguments(label(), x, scale_x, scale_w, bias, y, y_type, m);
+    if (bias != bias_)
+      throw InvalidArgument(
+          label() + ": run_dequantized with " + (bias ? "a bias" : "no bias") +
+          (bias_ ? ", but this GEMM was built with another bias"
+                 : ", but this GEMM was built without one") +
+          ": its epilogue adds the BF16 copy of the bias given at construction (pass that same "
+          "pointer, or null when none was given)");
+    auto& plan = plans_.for_run(m);
+    desc_.point_scales_at(scale_w, scale_x);
+    launch(plan, x, y, stream);
   }
 
   std::vector<AlgoTiming> search(std::int64_t m, const void* x, void* acc, cudaStream_t stream,
                                  const SearchOptions& options) override {
     gemm_detail::check_run_arguments(kind(), x, acc, m);
     gemm_detail::check_search_options(options);
+    // Fused: unit scales make Y = bf16(acc + bias), comparable across candidates; acc receives
+    // Y (BF16 [m, n] fits where an ACC does).
+    if (fuses_dequantize()) point_scales_at_units(m);
     std::vector<AlgoTiming> timings;
     const LtPlan shape(types_, n_, k_, m);
     std::vector<cublasLtMatmulHeuristicResult_t> heuristics;
@@ -286,6 +377,9 @@ class CublasLtGemm final : public Gemm {
   // heuristic's choice at that rank (rank 0 = library default), else the algorithm id; then
   // checks that it runs this M and reserves its workspace.
   std::unique_ptr<LtPlan> build_plan(std::int64_t m, const GemmAlgo& algo) {
+    // The heuristic and the check see valid scale vectors (their values do not matter there);
+    // run_dequantized points the descriptor at the caller's before each launch.
+    if (fuses_dequantize()) point_scales_at_units(m);
     auto plan = std::make_unique<LtPlan>(types_, n_, k_, m);
     if (algo.cublaslt_algo.size() == std::size(plan->algo.data)) {
       std::memcpy(plan->algo.data, algo.cublaslt_algo.data(), sizeof plan->algo.data);
@@ -321,6 +415,21 @@ class CublasLtGemm final : public Gemm {
     return plan;
   }
 
+  // Grows the unit scale vector to max(m, n) ones (off the hot path) and points both scale
+  // attributes at it.
+  void point_scales_at_units(std::int64_t m) {
+    const std::size_t count = static_cast<std::size_t>(std::max(m, n_));
+    if (unit_scales_.bytes() < count * sizeof(float)) {
+      const std::vector<float> ones(count, 1.0f);
+      DeviceAllocation grown(count * sizeof(float));
+      SLIDESPARSE_CHECK_CUDA(
+          cudaMemcpy(grown.get(), ones.data(), grown.bytes(), cudaMemcpyHostToDevice));
+      unit_scales_ = std::move(grown);
+    }
+    const auto* units = static_cast<const float*>(unit_scales_.get());
+    desc_.point_scales_at(units, units);
+  }
+
   void launch(const LtPlan& plan, const void* x, void* acc, cudaStream_t stream) const {
     const std::int32_t alpha_i = 1, beta_i = 0;
     const float alpha_f = 1.0f, beta_f = 0.0f;
@@ -334,12 +443,16 @@ class CublasLtGemm final : public Gemm {
   }
 
   GemmContext::Impl& ctx_;
+  GemmBackendKind kind_;
   Precision precision_;
   std::int64_t n_, k_;
   LtTypes types_;
   DeviceAllocation weight_;
   LtMatmulDesc desc_;
-  LtLayout w_layout_;  // W as [K×N], ld K
+  LtLayout w_layout_;             // W as [K×N], ld K
+  const float* bias_;             // fused: the caller's float bias, or null ...
+  DeviceAllocation bias_bf16_;    // ... and the BF16 copy the epilogue adds
+  DeviceAllocation unit_scales_;  // fused: ones for planning and search
   gemm_detail::PlanCache<LtPlan> plans_{
       [this] { return label(); },
       [this](std::int64_t m, const GemmAlgo& algo) { return build_plan(m, algo); }};
@@ -350,7 +463,31 @@ class CublasLtGemm final : public Gemm {
 std::unique_ptr<Gemm> make_cublaslt_gemm(GemmContext& ctx, Precision precision, std::int64_t n,
                                          std::int64_t k, const void* w_device) {
   gemm_detail::check_construction(ctx, GemmBackendKind::CublasLtDense, precision, n, k, w_device);
-  return std::make_unique<CublasLtGemm>(ctx, precision, n, k, w_device);
+  return std::make_unique<CublasLtGemm>(ctx, GemmBackendKind::CublasLtDense, precision, n, k,
+                                        w_device, nullptr);
+}
+
+// Outer-vector scaling appeared in cuBLAS 12.9 and is documented for cc 9.0 only (Blackwell
+// takes block scales instead).
+constexpr int kOuterVectorScalingVersion = 120900;
+
+std::unique_ptr<Gemm> make_cublaslt_fused_gemm(GemmContext& ctx, Precision precision,
+                                               std::int64_t n, std::int64_t k, const void* w_device,
+                                               const float* bias_device) {
+  const GemmBackendKind kind = GemmBackendKind::CublasLtFused;
+  const std::string label = gemm_detail::gemm_label(kind, precision, n, k);
+  gemm_requirements(precision, kind);  // FP8 only: InvalidArgument otherwise
+  if (ctx.cc_major() != 9 || ctx.cc_minor() != 0)
+    throw DeviceError(label +
+                      ": cuBLASLt's outer-vector (per-token × per-channel) FP8 scaling runs on "
+                      "cc 9.0 (H100/H200) only; this GPU is cc " +
+                      std::to_string(ctx.cc_major()) + "." + std::to_string(ctx.cc_minor()));
+  if (cublaslt_version() < kOuterVectorScalingVersion)
+    throw DeviceError(label + ": cuBLASLt " + std::to_string(cublaslt_version()) +
+                      " has no outer-vector scaling (needs " +
+                      std::to_string(kOuterVectorScalingVersion) + " or newer)");
+  gemm_detail::check_construction(ctx, kind, precision, n, k, w_device);
+  return std::make_unique<CublasLtGemm>(ctx, kind, precision, n, k, w_device, bias_device);
 }
 
 }  // namespace slidesparse

@@ -38,13 +38,18 @@ constexpr BackendRule kRules[] = {
     {Precision::FP8, GemmBackendKind::CutlassSparse, {1, 32, 32}, DType::BF16},
     {Precision::INT8, GemmBackendKind::CutlassDense, {1, 8, 16}, DType::BF16},
     {Precision::FP8, GemmBackendKind::CutlassDense, {1, 8, 16}, DType::BF16},
+    {Precision::FP8, GemmBackendKind::CublasLtFused, {1, 16, 16}, DType::BF16},
 };
 
 const BackendRule& rule(Precision precision, GemmBackendKind kind) {
-  for (const auto& r : kRules)
-    if (r.precision == precision && r.kind == kind) return r;
+  std::string runs;  // the precisions this backend has rules for, for the message
+  for (const auto& r : kRules) {
+    if (r.kind != kind) continue;
+    if (r.precision == precision) return r;
+    runs += std::string(runs.empty() ? "" : ", ") + precision_name(r.precision);
+  }
   throw InvalidArgument(std::string("the ") + backend_name(kind) + " GEMM backend does not run " +
-                        precision_name(precision) + " (INT8 and FP8 only)");
+                        precision_name(precision) + " (it runs " + runs + ")");
 }
 
 int json_int(const nlohmann::json& j, const char* field, int fallback) {
@@ -88,6 +93,8 @@ const char* backend_name(GemmBackendKind kind) {
       return "cutlass";
     case GemmBackendKind::CutlassDense:
       return "cutlass_dense";
+    case GemmBackendKind::CublasLtFused:
+      return "cublaslt_fused";
   }
   return "?";
 }
@@ -97,8 +104,10 @@ GemmBackendKind parse_backend(const std::string& name) {
   if (name == "cusparselt") return GemmBackendKind::CusparseLt;
   if (name == "cutlass") return GemmBackendKind::CutlassSparse;
   if (name == "cutlass_dense") return GemmBackendKind::CutlassDense;
+  if (name == "cublaslt_fused") return GemmBackendKind::CublasLtFused;
   throw InvalidArgument("unknown GEMM backend '" + name +
-                        "' (expected cublaslt, cusparselt, cutlass or cutlass_dense)");
+                        "' (expected cublaslt, cublaslt_fused, cusparselt, cutlass or "
+                        "cutlass_dense)");
 }
 
 GemmRequirements gemm_requirements(Precision precision, GemmBackendKind kind) {

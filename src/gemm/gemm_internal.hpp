@@ -1,4 +1,4 @@
-// What the two GEMM backends share, private to src/gemm: device memory and events owned by
+// What the GEMM backends share, private to src/gemm: device memory and events owned by
 // RAII types, the context's handles and workspace, and the timing of one candidate.
 #pragma once
 
@@ -97,7 +97,7 @@ void check_cutlass_construction(const GemmContext& ctx, GemmBackendKind kind, Pr
                                 std::int64_t n, std::int64_t k, const void* w_device);
 void check_run_arguments(GemmBackendKind kind, const void* x, const void* acc, std::int64_t m);
 void check_search_options(const SearchOptions& options);
-// run_dequantized of the GEMMs that dequantize in their epilogue (the CUTLASS ones): M > 0,
+// run_dequantized of the GEMMs that dequantize in their epilogue (CUTLASS, cuBLASLt fused): M > 0,
 // BF16 Y, non-null 16-byte aligned X, Y, scale_x [M] and scale_w [N] (bias [N] may be null).
 void check_fused_arguments(const std::string& label, const void* x, const float* scale_x,
                            const float* scale_w, const float* bias, const void* y, DType y_type,

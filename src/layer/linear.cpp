@@ -1,9 +1,11 @@
 #include "slidesparse/layer/linear.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,30 @@ DeviceBuffer<float> upload(const std::vector<float>& host) {
 }
 }  // namespace
 
+GemmBackendKind auto_dense_backend(int cc_major, int cc_minor, Precision precision,
+                                   DType activation, const TuningDb* tuning, std::int64_t n_gemm,
+                                   std::int64_t k_gemm) {
+  if (precision != Precision::FP8 || activation != DType::BF16 || cc_major != 9 || cc_minor != 0 ||
+      !tuning || tuning->stale())
+    return GemmBackendKind::CublasLtDense;
+  std::map<std::int64_t, double> plain, fused;
+  for (const TuningEntry& e : tuning->entries_for(n_gemm, k_gemm, precision_name(precision))) {
+    if (e.pattern != "dense" || !(e.time_us > 0)) continue;
+    if (e.backend == backend_name(GemmBackendKind::CublasLtDense)) plain[e.m] = e.time_us;
+    if (e.backend == backend_name(GemmBackendKind::CublasLtFused)) fused[e.m] = e.time_us;
+  }
+  double log_ratio = 0.0;
+  int buckets = 0;
+  for (const auto& [m, fused_us] : fused) {
+    const auto it = plain.find(m);
+    if (it == plain.end()) continue;
+    log_ratio += std::log(fused_us / it->second);
+    ++buckets;
+  }
+  return buckets > 0 && log_ratio < 0.0 ? GemmBackendKind::CublasLtFused
+                                        : GemmBackendKind::CublasLtDense;
+}
+
 const char* linear_path_name(LinearPath path) {
   switch (path) {
     case LinearPath::Auto:
@@ -83,29 +109,44 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     throw InvalidArgument(std::string("linear layer: the cutlass sparse backend writes BF16 "
                                       "outputs, the layer's activations are ") +
                           dtype_name(activation_));
-  const GemmBackendKind dense_kind = options.dense_backend;
-  if (dense_kind != GemmBackendKind::CublasLtDense && dense_kind != GemmBackendKind::CutlassDense)
-    throw InvalidArgument(std::string("linear layer dense backend must be cublaslt or "
-                                      "cutlass_dense, not ") +
-                          backend_name(dense_kind));
-  const bool fused_dense = options.build_dense && dense_kind == GemmBackendKind::CutlassDense;
-  if (fused_dense && activation_ != DType::BF16)
-    throw InvalidArgument(std::string("linear layer: the cutlass_dense backend writes BF16 "
-                                      "outputs, the layer's activations are ") +
-                          dtype_name(activation_));
   // Without a sparse (dense) path the cuSPARSELt (cuBLASLt) multiples keep the padding this
   // layer always had.
   const GemmRequirements sparse_req = gemm_requirements(
       precision_, options.build_sparse ? sparse_kind : GemmBackendKind::CusparseLt);
-  const GemmRequirements dense_req = gemm_requirements(
-      precision_, options.build_dense ? dense_kind : GemmBackendKind::CublasLtDense);
-  n_gemm_ = round_up(n_, std::max(sparse_req.n_multiple, dense_req.n_multiple));
   // The quantize kernels write rows of a multiple of 16 elements (their k_out contract),
   // stricter than cuBLASLt's K multiple of 4 (INT8) or 8 (BF16/FP16).
   constexpr std::int64_t kQuantizeRowMultiple = 16;
+  const auto padded_n = [&](const GemmRequirements& dense_req) {
+    return round_up(n_, std::max(sparse_req.n_multiple, dense_req.n_multiple));
+  };
+  const auto padded_k = [&](const GemmRequirements& dense_req) {
+    return round_up(k_, std::max(dense_req.k_multiple, kQuantizeRowMultiple));
+  };
+  // Unset: chosen from the tuning database, whose entries are keyed by the GEMM shape the plain
+  // cuBLASLt multiples give (the fused backend shares them).
+  const GemmRequirements plain_req = gemm_requirements(precision_, GemmBackendKind::CublasLtDense);
+  const GemmBackendKind dense_kind =
+      options.dense_backend
+          ? *options.dense_backend
+          : auto_dense_backend(ctx.cc_major(), ctx.cc_minor(), precision_, activation_, tuning_,
+                               padded_n(plain_req), padded_k(plain_req));
+  if (dense_kind != GemmBackendKind::CublasLtDense &&
+      dense_kind != GemmBackendKind::CublasLtFused && dense_kind != GemmBackendKind::CutlassDense)
+    throw InvalidArgument(std::string("linear layer dense backend must be cublaslt, "
+                                      "cublaslt_fused or cutlass_dense, not ") +
+                          backend_name(dense_kind));
+  const bool fused_dense = options.build_dense && (dense_kind == GemmBackendKind::CutlassDense ||
+                                                   dense_kind == GemmBackendKind::CublasLtFused);
+  if (fused_dense && activation_ != DType::BF16)
+    throw InvalidArgument(std::string("linear layer: the ") + backend_name(dense_kind) +
+                          " backend writes BF16 outputs, the layer's activations are " +
+                          dtype_name(activation_));
+  const GemmRequirements dense_req =
+      options.build_dense ? gemm_requirements(precision_, dense_kind) : plain_req;
+  n_gemm_ = padded_n(dense_req);
   k_gemm_sparse_ =
       round_up(weights.k_slide(), std::max(sparse_req.k_multiple, kQuantizeRowMultiple));
-  k_gemm_dense_ = round_up(k_, std::max(dense_req.k_multiple, kQuantizeRowMultiple));
+  k_gemm_dense_ = padded_k(dense_req);
   m_gemm_cap_ = round_up(max_m_, std::max(sparse_req.m_multiple, dense_req.m_multiple));
 
   const std::size_t element = dtype_size(precision_storage(precision_));
@@ -115,6 +156,20 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
                           " bytes and " + std::to_string(weights.scale.size()) +
                           " scales for N = " + std::to_string(n_) +
                           ", K_slide = " + std::to_string(weights.k_slide()));
+  // Padded to n_gemm: a fused epilogue reads one scale (and bias) per GEMM row.
+  std::vector<float> scale_w(static_cast<std::size_t>(n_gemm_), 0.0f);
+  std::copy(weights.scale.begin(), weights.scale.end(), scale_w.begin());
+  scale_w_ = upload(scale_w);
+  has_bias_ = !weights.bias.empty();
+  if (has_bias_ && weights.bias.size() != static_cast<std::size_t>(n_))
+    throw InvalidArgument("linear layer bias has " + std::to_string(weights.bias.size()) +
+                          " values for N = " + std::to_string(n_));
+  std::vector<float> bias;
+  if (has_bias_) {
+    bias.assign(static_cast<std::size_t>(n_gemm_), 0.0f);
+    std::copy(weights.bias.begin(), weights.bias.end(), bias.begin());
+  }
+  bias_ = upload(bias);  // before the GEMMs: the cuBLASLt fused one copies it
   if (options.build_sparse) {
     const auto padded =
         pad_matrix(weights.weight.data(), n_, weights.k_slide(), n_gemm_, k_gemm_sparse_, element);
@@ -131,27 +186,21 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     const auto padded = pad_matrix(dense.data(), n_, k_, n_gemm_, k_gemm_dense_, element);
     dense_weight_bytes_ = padded.size();
     const auto device = upload(padded);
-    dense_ = fused_dense
-                 ? make_cutlass_dense_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get())
-                 : make_cublaslt_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get());
+    switch (dense_kind) {
+      case GemmBackendKind::CutlassDense:
+        dense_ = make_cutlass_dense_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get());
+        break;
+      case GemmBackendKind::CublasLtFused:
+        dense_ = make_cublaslt_fused_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get(),
+                                          has_bias_ ? bias_.get() : nullptr);
+        break;
+      default:
+        dense_ = make_cublaslt_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get());
+    }
     q_dense_ =
         DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_dense_) * element);
     q_dense_.fill_zero(nullptr);
   }
-  // Padded to n_gemm: a fused epilogue reads one scale (and bias) per GEMM row.
-  std::vector<float> scale_w(static_cast<std::size_t>(n_gemm_), 0.0f);
-  std::copy(weights.scale.begin(), weights.scale.end(), scale_w.begin());
-  scale_w_ = upload(scale_w);
-  has_bias_ = !weights.bias.empty();
-  if (has_bias_ && weights.bias.size() != static_cast<std::size_t>(n_))
-    throw InvalidArgument("linear layer bias has " + std::to_string(weights.bias.size()) +
-                          " values for N = " + std::to_string(n_));
-  std::vector<float> bias;
-  if (has_bias_) {
-    bias.assign(static_cast<std::size_t>(n_gemm_), 0.0f);
-    std::copy(weights.bias.begin(), weights.bias.end(), bias.begin());
-  }
-  bias_ = upload(bias);
   scale_x_ = DeviceBuffer<float>(static_cast<std::size_t>(m_gemm_cap_));
   // The two libraries may write different accumulator types (cuSPARSELt has no FP32
   // output for 16-bit inputs): size the shared buffer for the wider one.
@@ -182,8 +231,14 @@ LinearPath SlideSparseLinear::resolve(std::int64_t m, LinearPath path) const {
   if (!dense_ || !tuning_ || tuning_->stale()) return LinearPath::Sparse;
   const auto sparse = tuning_->lookup(backend_name(sparse_->kind()), precision_name(precision_),
                                       pattern_.zeros_name(), n_gemm_, k_gemm_sparse_, m);
-  const auto dense = tuning_->lookup(backend_name(dense_->kind()), precision_name(precision_),
-                                     "dense", n_gemm_, k_gemm_dense_, m);
+  // Like with like: against a sparse GEMM that leaves the dequantization to a separate kernel,
+  // the fused cuBLASLt dense path is weighed by its plain GEMM's time (the database has both).
+  const GemmBackendKind dense_timed =
+      dense_->kind() == GemmBackendKind::CublasLtFused && !sparse_->fuses_dequantize()
+          ? GemmBackendKind::CublasLtDense
+          : dense_->kind();
+  const auto dense = tuning_->lookup(backend_name(dense_timed), precision_name(precision_), "dense",
+                                     n_gemm_, k_gemm_dense_, m);
   // Never slower than dense: where dense measured faster for this M bucket, dispatch dense.
   if (sparse && dense && dense->time_us < sparse->time_us) return LinearPath::Dense;
   return LinearPath::Sparse;

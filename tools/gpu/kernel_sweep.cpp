@@ -1,6 +1,8 @@
 // The kernel sweep behind `bench kernel` and `tune`: for every shape × dtype × pattern × M,
 // the searched sparse GEMM against the searched cuBLASLt dense GEMM on the same pruned
-// quantized weights, measured in the same run, plus the whole layer both ways.
+// quantized weights, measured in the same run, plus the whole layer both ways. For FP8 on cc 9.0
+// the dense layer is also timed with the dequantization in cuBLASLt's epilogue, and the layer
+// speedups take the faster of the two dense layers: the best dense we can build.
 #include "kernel_sweep.hpp"
 
 #include <sys/stat.h>
@@ -48,6 +50,17 @@ struct Cell {
   std::string cutlass_algo;
   // ... and the CUTLASS dense GEMM with the same epilogue, on the pruned weights unpacked.
   double cutlass_dense_us = NAN;
+  // FP8 on cc 9.0: cuBLASLt with the dequantization in its epilogue (the GEMM, and the dense
+  // layer built on it), on the same pruned weights.
+  double dense_fused_gemm_us = NAN, dense_fused_layer_us = NAN;
+  std::string dense_fused_algo;
+
+  // The dense layer the layer speedups are measured against: the faster of the two.
+  double best_dense_layer_us() const {
+    if (std::isnan(dense_fused_layer_us)) return dense_layer_us;
+    if (std::isnan(dense_layer_us)) return dense_fused_layer_us;
+    return std::min(dense_layer_us, dense_fused_layer_us);
+  }
 };
 
 const std::vector<std::string> kColumns = {"model",
@@ -66,6 +79,7 @@ const std::vector<std::string> kColumns = {"model",
                                            "efficiency_bound",
                                            "efficiency_vs_2_4",
                                            "dense_layer_us",
+                                           "dense_fused_layer_us",
                                            "sparse_layer_us",
                                            "speedup_layer",
                                            "layer_overhead",
@@ -80,6 +94,8 @@ const std::vector<std::string> kColumns = {"model",
                                            "sparse_algo",
                                            "dense_candidates",
                                            "sparse_candidates",
+                                           "dense_fused_gemm_us",
+                                           "dense_fused_algo",
                                            "status",
                                            "error"};
 
@@ -114,7 +130,8 @@ std::string fmt_ratio(double r) { return std::isnan(r) ? "" : format_double(r, 3
 std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24_sparse,
                                   double copy_gbs, bool with_cutlass) {
   const double speedup = c.dense_gemm_us / c.sparse_gemm_us;
-  const double layer_speedup = c.dense_layer_us / c.sparse_layer_us;
+  const double best_dense_layer_us = c.best_dense_layer_us();
+  const double layer_speedup = best_dense_layer_us / c.sparse_layer_us;
   const double gamma = c.pattern.gamma();
   // Native 2:4 time scaled by γ is what a perfect slid kernel would take.
   const double vs24 = t24_sparse * gamma / c.sparse_gemm_us;
@@ -123,7 +140,7 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24
   const bool measured = !std::isnan(c.dense_gemm_us) && !std::isnan(c.sparse_gemm_us);
   const bool dense_wins = measured && c.dense_gemm_us < c.sparse_gemm_us;
   const std::string auto_path = !measured ? "" : dense_wins ? "dense" : "sparse";
-  const double auto_layer_us = dense_wins ? c.dense_layer_us : c.sparse_layer_us;
+  const double auto_layer_us = dense_wins ? best_dense_layer_us : c.sparse_layer_us;
   std::vector<std::string> row = {
       c.shape.model,
       c.shape.layer,
@@ -141,11 +158,12 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24
       fmt_ratio(speedup / c.pattern.speedup_bound()),
       fmt_ratio(vs24),
       fmt_us(c.dense_layer_us),
+      fmt_us(c.dense_fused_layer_us),
       fmt_us(c.sparse_layer_us),
       fmt_ratio(layer_speedup),
       fmt_ratio(c.sparse_layer_us / c.sparse_gemm_us - 1.0),
       auto_path,
-      fmt_ratio(c.dense_layer_us / auto_layer_us),
+      fmt_ratio(best_dense_layer_us / auto_layer_us),
       std::isnan(c.dense_fallback_mb) ? std::string() : format_double(c.dense_fallback_mb, 1),
       fmt_us(c.lift_us),
       std::isnan(c.lift_gbs) ? std::string() : format_double(c.lift_gbs, 1),
@@ -155,6 +173,8 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24
       c.sparse_algo,
       std::to_string(c.dense_candidates),
       std::to_string(c.sparse_candidates),
+      fmt_us(c.dense_fused_gemm_us),
+      c.dense_fused_algo,
       c.status,
       c.error};
   if (with_cutlass) {
@@ -186,7 +206,9 @@ void write_summary(const std::string& path, const std::vector<Cell>& cells, Prec
                    device.name + "\n\n";
   md +=
       "GEMM speedup of each pattern over tuned cuBLASLt dense on the same pruned quantized "
-      "weights (same run); in brackets the whole layer (quantize(+lift) → GEMM → dequantize). "
+      "weights (same run); in brackets the whole layer (quantize(+lift) → GEMM → dequantize) "
+      "against the faster dense layer (cuBLASLt + dequantize kernel, or for FP8 on cc 9.0 "
+      "cuBLASLt with the dequantization in its epilogue). "
       "Device-to-device copy bandwidth in this run: " +
       format_double(copy_gbs, 0) + " GB/s.\n\n";
   std::vector<std::string> patterns;
@@ -221,7 +243,7 @@ void write_summary(const std::string& path, const std::vector<Cell>& cells, Prec
         md += " " + c->status + " |";
       } else {
         md += " " + format_double(c->dense_gemm_us / c->sparse_gemm_us, 2) + "x (" +
-              format_double(c->dense_layer_us / c->sparse_layer_us, 2) + "x) |";
+              format_double(c->best_dense_layer_us() / c->sparse_layer_us, 2) + "x) |";
       }
     }
     md += "\n";
@@ -235,7 +257,8 @@ void write_summary(const std::string& path, const std::vector<Cell>& cells, Prec
     ++measured;
     const bool dense = c.dense_gemm_us < c.sparse_gemm_us;
     dispatched_dense += dense;
-    const double auto_speedup = c.dense_layer_us / (dense ? c.dense_layer_us : c.sparse_layer_us);
+    const double best_dense = c.best_dense_layer_us();
+    const double auto_speedup = best_dense / (dense ? best_dense : c.sparse_layer_us);
     if (std::isnan(worst_auto) || auto_speedup < worst_auto) worst_auto = auto_speedup;
     if (dense && !std::isnan(c.dense_fallback_mb))
       fallback_mb = std::max(fallback_mb, c.dense_fallback_mb);
@@ -260,12 +283,13 @@ void write_summary(const std::string& path, const std::vector<Cell>& cells, Prec
 }
 
 // Device bytes a cell's activations need at M tokens (X and Y in 16 bits, the quantized copies
-// of X for both paths with the largest lift γ = 2, the 32-bit accumulators): an M that cannot
-// fit is recorded as failed up front instead of sizing every buffer of the sweep for it.
+// of X for both paths with the largest lift γ = 2, the 32-bit accumulators, and the fused dense
+// layer's quantized X and BF16 Y): an M that cannot fit is recorded as failed up front instead
+// of sizing every buffer of the sweep for it.
 std::uint64_t activation_bytes(std::int64_t m, const BenchShape& shape) {
   const auto um = static_cast<std::uint64_t>(m);
   const auto n = static_cast<std::uint64_t>(shape.n), k = static_cast<std::uint64_t>(shape.k);
-  return um * (2 * k + 2 * n + 3 * 2 * k + 4 * n);
+  return um * (2 * k + 2 * n + 3 * 2 * k + 4 * n + k + 2 * n);
 }
 
 std::uint64_t free_device_bytes() {
@@ -354,6 +378,8 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
       std::map<std::int64_t, double> dense_search_us;
       std::map<std::int64_t, GemmAlgo> cutlass_dense_algo;  // the same, for the CUTLASS dense GEMM
       std::map<std::int64_t, double> cutlass_dense_search_us;
+      std::map<std::int64_t, GemmAlgo> fused_dense_algo;  // ... and for cuBLASLt fused
+      std::map<std::int64_t, double> fused_dense_search_us;
       for (const Pattern& pattern : patterns) {
         std::vector<Cell> pattern_cells;
         for (std::int64_t m : ms) {
@@ -409,7 +435,23 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
           lo.activation = activation;
           lo.max_m = shape_max_m;
           lo.sparse_backend = sparse_kind;
+          lo.dense_backend = GemmBackendKind::CublasLtDense;  // the dense_* columns' meaning
           SlideSparseLinear layer(ctx, packed, lo);
+          // FP8 on cc 9.0: a dense-only layer with the dequantization in cuBLASLt's epilogue,
+          // so the layer speedups take the faster dense layer. Where it cannot be built, its
+          // columns stay empty and the reason goes to the error column.
+          std::unique_ptr<SlideSparseLinear> fused_dense_layer;
+          std::string fused_dense_error;
+          if (precision == Precision::FP8 && ctx.cc_major() == 9 && ctx.cc_minor() == 0) {
+            try {
+              LinearOptions fo = lo;
+              fo.dense_backend = GemmBackendKind::CublasLtFused;
+              fo.build_sparse = false;
+              fused_dense_layer = std::make_unique<SlideSparseLinear>(ctx, packed, fo);
+            } catch (const Error& e) {
+              fused_dense_error = std::string("cublaslt_fused: ") + e.what();
+            }
+          }
           // --sparse-backend both: a second, sparse-only layer on the CUTLASS GEMM. Where it
           // cannot be built (BF16/FP16, not cc 9.0, no backend in this build) its columns stay
           // empty and the reason goes to the error column.
@@ -528,9 +570,41 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                   if (!cuda_context_lost().empty()) throw;  // the whole cell is lost
                 }
               }
-              if (!cutlass_error.empty()) {  // a layer that could not be built
-                c.error = c.error.empty() ? cutlass_error : c.error + "; " + cutlass_error;
+              if (fused_dense_layer) {
+                try {
+                  SlideSparseLinear& fd = *fused_dense_layer;
+                  fd.quantize_input(xp, m, LinearPath::Dense, s);
+                  // Searched once per M, like cuBLASLt above.
+                  if (!fused_dense_algo.count(m)) {
+                    const auto timings = fd.search(m, LinearPath::Dense, search, s);
+                    const AlgoTiming& best = best_of(timings, "cuBLASLt fused");
+                    fused_dense_algo[m] = best.algo;
+                    fused_dense_search_us[m] = best.median_us;
+                  } else {
+                    fd.use_algo(m, LinearPath::Dense, fused_dense_algo[m]);
+                  }
+                  c.dense_fused_algo = fused_dense_algo[m].to_json().dump();
+                  c.dense_fused_gemm_us =
+                      opt.tune_only ? fused_dense_search_us[m]
+                                    : time_median_us([&] { fd.run_gemm(m, LinearPath::Dense, s); },
+                                                     s, 3, opt.reps);
+                  if (tuning)
+                    tuning->put({backend_name(GemmBackendKind::CublasLtFused),
+                                 precision_name(precision), "dense", fd.n_gemm(),
+                                 fd.k_gemm(LinearPath::Dense), m, fused_dense_algo[m].to_json(),
+                                 c.dense_fused_gemm_us});
+                  if (!opt.tune_only)
+                    c.dense_fused_layer_us = time_median_us(
+                        [&] { fd.forward(xp, m, yp, s, LinearPath::Dense); }, s, 3, opt.reps);
+                } catch (const Error& e) {
+                  c.error +=
+                      std::string(c.error.empty() ? "" : "; ") + "cublaslt_fused: " + e.what();
+                  if (!cuda_context_lost().empty()) throw;  // the whole cell is lost
+                }
               }
+              for (const std::string* built : {&cutlass_error, &fused_dense_error})
+                if (!built->empty())  // a layer that could not be built
+                  c.error = c.error.empty() ? *built : c.error + "; " + *built;
               c.dense_fallback_mb = static_cast<double>(layer.dense_weight_bytes()) / 1e6;
               if (!opt.tune_only) {
                 c.sparse_layer_us = time_median_us(

@@ -1,5 +1,7 @@
-// One GEMM interface over three backends: Y[M,N] = X[M,K] · W[N,K]ᵀ, W fixed per object.
+// One GEMM interface over several backends: Y[M,N] = X[M,K] · W[N,K]ᵀ, W fixed per object.
 //   cuBLASLt   — the dense baseline (W as given).
+//   cuBLASLt fused — the same with the dequantization in cuBLASLt's epilogue (FP8, cc 9.0:
+//                per-channel and per-token scale vectors, bias, BF16 Y via run_dequantized()).
 //   cuSPARSELt — W is 2:4-structured along K, compressed once on the GPU at construction.
 //   CUTLASS    — our own sm_90a 2:4 GEMM (INT8/FP8, cc 9.0 only) with the dequantization fused
 //                into its epilogue: it writes BF16 Y through run_dequantized(), not ACC.
@@ -26,9 +28,15 @@
 
 namespace slidesparse {
 
-enum class GemmBackendKind { CublasLtDense, CusparseLt, CutlassSparse, CutlassDense };
+enum class GemmBackendKind {
+  CublasLtDense,
+  CusparseLt,
+  CutlassSparse,
+  CutlassDense,
+  CublasLtFused
+};
 
-// "cublaslt", "cusparselt", "cutlass" (the sparse one), "cutlass_dense"
+// "cublaslt", "cusparselt", "cutlass" (the sparse one), "cutlass_dense", "cublaslt_fused"
 const char* backend_name(GemmBackendKind kind);
 GemmBackendKind parse_backend(const std::string& name);  // inverse; InvalidArgument otherwise
 
@@ -42,6 +50,8 @@ GemmBackendKind parse_backend(const std::string& name);  // inverse; InvalidArgu
 //   boxes need 16-byte strides; the tile edges are clipped by TMA). BF16/FP16: InvalidArgument.
 //   CUTLASS dense INT8/FP8 only: M any, N ×8 (16-byte rows of BF16 Y), K ×16 (16-byte rows of
 //   W and X).
+//   cuBLASLt fused FP8 only: M any, N ×16, K ×16 (the FP8 16-byte rule; N ×16 also keeps the
+//   BF16 Y rows 16-byte aligned). INT8, BF16, FP16: InvalidArgument.
 struct GemmRequirements {
   std::int64_t m_multiple;
   std::int64_t n_multiple;
@@ -51,7 +61,8 @@ GemmRequirements gemm_requirements(Precision precision, GemmBackendKind kind);
 
 // What run() writes into ACC: INT8 → I32 (exact accumulators), FP8 → F32. BF16/FP16 → F32 with
 // cuBLASLt, but BF16/F16 with cuSPARSELt, which has no FP32 output for 16-bit inputs. CUTLASS
-// (sparse and dense): BF16, the dequantized Y of run_dequantized() (it has no accumulator output).
+// (sparse and dense) and cuBLASLt fused: BF16, the dequantized Y of run_dequantized() (they have
+// no accumulator output).
 DType gemm_output_type(Precision precision, GemmBackendKind kind);
 
 // Enough to rebuild the exact plan. -1 / empty fields mean "library default".
@@ -64,6 +75,7 @@ DType gemm_output_type(Precision precision, GemmBackendKind kind);
 //               split_k_mode = cublasLtReductionScheme_t, heuristic_index = rank in the
 //               heuristic list, cublaslt_algo = the whole cublasLtMatmulAlgo_t (8 words; valid
 //               for the cuBLASLt version that produced it, which the tuning key records).
+//               cuBLASLt fused: the same fields.
 struct GemmAlgo {
   int algo_id = -1;
   int split_k = 1;
@@ -167,6 +179,16 @@ class Gemm {
 // w_device: row-major [n, k] on the device; copied, so the caller may free it afterwards.
 std::unique_ptr<Gemm> make_cublaslt_gemm(GemmContext& ctx, Precision precision, std::int64_t n,
                                          std::int64_t k, const void* w_device);
+// The dense baseline with the dequantization in cuBLASLt's epilogue: FP8 E4M3 only, on a cc 9.0
+// GPU (cuBLAS's outer-vector scaling, cuBLAS 12.9+; DeviceError elsewhere). run_dequantized
+// writes y = bf16(acc·scale_x[m]·scale_w[n] + bias[n]) in cuBLASLt's order of operations (not
+// bit-exact to the dequantize kernel: the layer tests hold it to 1e-2 relative L2, as every FP8
+// path). bias_device: float [n] on the device, or null. cuBLASLt adds a BF16 bias to a BF16 Y,
+// so a BF16 copy is made here: run_dequantized must be given this same pointer (null when there
+// is none) and adds the values it held at construction. run() throws: there are no accumulators.
+std::unique_ptr<Gemm> make_cublaslt_fused_gemm(GemmContext& ctx, Precision precision,
+                                               std::int64_t n, std::int64_t k, const void* w_device,
+                                               const float* bias_device);
 // w_device: row-major [n, k], every aligned group of 4 along K with at most 2 non-zeros;
 // compressed here on the GPU, the uncompressed copy is not kept.
 std::unique_ptr<Gemm> make_cusparselt_gemm(GemmContext& ctx, Precision precision, std::int64_t n,

@@ -3,14 +3,17 @@
 // dequantize; or, with LinearOptions::sparse_backend = CutlassSparse (INT8/FP8, BF16, cc 9.0),
 // quantize+lift → our CUTLASS 2:4 GEMM that dequantizes in its epilogue. Dense path (the baseline,
 // and the fallback for M buckets where sparse loses): quantize → cuBLASLt GEMM on the same
-// quantized pruned weights → dequantize; or, with LinearOptions::dense_backend = CutlassDense,
-// quantize → the CUTLASS dense GEMM with the same dequantizing epilogue as the sparse one.
+// quantized pruned weights → dequantize; or, with LinearOptions::dense_backend = CublasLtFused
+// (FP8, cc 9.0), quantize → cuBLASLt with the dequantization in its epilogue; or, with
+// CutlassDense, quantize → the CUTLASS dense GEMM with the same dequantizing epilogue as the
+// sparse one.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "slidesparse/cuda/device.hpp"
@@ -31,13 +34,25 @@ struct LinearOptions {
   // The 2:4 GEMM of the sparse path: CusparseLt, or CutlassSparse (fused dequantization; INT8
   // or FP8 with BF16 activations on a cc 9.0 GPU, in a build that has the backend).
   GemmBackendKind sparse_backend = GemmBackendKind::CusparseLt;
-  // The GEMM of the dense path: CublasLtDense, or CutlassDense (the same fused dequantization
-  // as CutlassSparse, with the same conditions): the fair baseline for CutlassSparse.
-  GemmBackendKind dense_backend = GemmBackendKind::CublasLtDense;
+  // The GEMM of the dense path: CublasLtDense; CublasLtFused (cuBLASLt with the dequantization
+  // in its epilogue: FP8 with BF16 activations on a cc 9.0 GPU); or CutlassDense (the same fused
+  // dequantization as CutlassSparse, with the same conditions): the fair baseline for
+  // CutlassSparse. Unset: auto_dense_backend() picks between the two cuBLASLt ones.
+  std::optional<GemmBackendKind> dense_backend;
   // Algorithm choices and the sparse-vs-dense decision per M bucket; nullptr (or a stale
   // database) means library defaults and the sparse path.
   const TuningDb* tuning = nullptr;
 };
+
+// The dense GEMM of an unset LinearOptions::dense_backend: CublasLtFused where it can run (FP8,
+// BF16 activations, a cc 9.0 GPU) and the tuning database timed both cuBLASLt backends for this
+// GEMM shape with the fused one faster (geometric mean of fused / plain over the M buckets both
+// hold; the plain time leaves out the separate dequantize kernel, so this errs towards the plain
+// one); CublasLtDense otherwise. n_gemm, k_gemm: the padded GEMM shape (the two share their
+// multiples for FP8). No GPU work: cc_major.cc_minor is the layer's GPU.
+GemmBackendKind auto_dense_backend(int cc_major, int cc_minor, Precision precision,
+                                   DType activation, const TuningDb* tuning, std::int64_t n_gemm,
+                                   std::int64_t k_gemm);
 
 class SlideSparseLinear {
  public:
