@@ -90,13 +90,20 @@ class LtMatmulDesc {
     set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, std::int32_t{CUDA_R_16BF});
     set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias_bf16);
   }
+  // Only writes when a pointer changed: a layer passes the same vectors on every call, so its
+  // hot path is two comparisons.
   void point_scales_at(const float* scale_w, const float* scale_x) {
+    if (scale_w == scale_w_ && scale_x == scale_x_) return;
     set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(scale_w));
     set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(scale_x));
+    scale_w_ = scale_w;
+    scale_x_ = scale_x;
   }
 
  private:
   cublasLtMatmulDesc_t desc_ = nullptr;
+  const float* scale_w_ = nullptr;  // what the scale attributes point at
+  const float* scale_x_ = nullptr;
 };
 
 // Column-major [rows × cols] with leading dimension ld.
@@ -246,7 +253,7 @@ class CublasLtGemm final : public Gemm {
   bool fuses_dequantize() const override { return kind_ == GemmBackendKind::CublasLtFused; }
 
   // The plan first (an unprepared M builds one, which points the scales at units), then this
-  // call's scale vectors: two host-side descriptor writes.
+  // call's scale vectors (host-side descriptor writes, only when the pointers changed).
   void run_dequantized(const void* x, const float* scale_x, const float* scale_w, const float* bias,
                        void* y, DType y_type, std::int64_t m, cudaStream_t stream) override {
     if (!fuses_dequantize()) {
