@@ -132,9 +132,14 @@ struct Compression {
                                        cutlass_epilogue::hardware_info(device)};
   }
 
+  // The kept values' bytes from the utility's padded extents, multiplied in 64 bits: its
+  // get_compressed_tensor_A_bytes() multiplies rows × columns × 8 bits in int, which overflows
+  // from N·K = 2^29 on (0 bytes at 32768 × 32768). Its metadata byte count is 64-bit already.
   static CompressedSizes sizes(std::int64_t n, std::int64_t k) {
     const Utility utility(problem(n, k), stride(n, k));
-    return {static_cast<std::size_t>(utility.get_compressed_tensor_A_bytes()),
+    static_assert(sizeof(typename G::ElementA) == 1, "8-bit operands");
+    return {static_cast<std::size_t>(utility.get_tensorA_m_physical()) *
+                static_cast<std::size_t>(utility.get_tensorA_k_physical()),
             static_cast<std::size_t>(utility.get_tensor_E_bytes())};
   }
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cutlass_test_util.hpp"
@@ -21,6 +22,10 @@
 #include "slidesparse/numeric.hpp"
 #include "slidesparse/pack.hpp"
 #include "slidesparse/reference_linear.hpp"
+
+#ifdef SLIDESPARSE_HAVE_CUTLASS
+#include "../../src/cutlass/cutlass_sparse_kernels.hpp"  // compressed_sizes: host code only
+#endif
 
 namespace slidesparse {
 namespace {
@@ -57,6 +62,28 @@ TEST(CutlassSparseRules, NameRequirementsAndOutput) {
   }
   EXPECT_THROW(gemm_requirements(Precision::BF16, GemmBackendKind::CutlassSparse), InvalidArgument);
   EXPECT_TRUE(cutlass_sparse_configs(Precision::FP16).empty());
+}
+
+// The buffers the compressor writes, for a shape the factory accepts (N·K < 2^31) but past
+// 2^29, where CUTLASS's get_compressed_tensor_A_bytes() overflows its int product (rows ×
+// columns × 8 bits): kept values N × K/2 bytes, metadata 4 bits per group of 4 on the 64-row,
+// 128-column padded grid.
+TEST(CutlassSparseRules, CompressedSizesHoldForLargeWeights) {
+#ifdef SLIDESPARSE_HAVE_CUTLASS
+  for (Precision p : {Precision::INT8, Precision::FP8}) {
+    for (const auto& [n, k] : {std::pair<std::int64_t, std::int64_t>{96, 160},
+                               {32768, 32768},
+                               {27648, 73728}}) {
+      const cutlass_sparse::CompressedSizes sizes = cutlass_sparse::compressed_sizes(p, n, k);
+      const std::int64_t n_padded = (n + 63) / 64 * 64, k_padded = (k + 127) / 128 * 128;
+      EXPECT_EQ(sizes.values_bytes, static_cast<std::size_t>(n * (k / 2))) << n << "x" << k;
+      EXPECT_EQ(sizes.metadata_bytes, static_cast<std::size_t>(n_padded * k_padded / 8))
+          << n << "x" << k;
+    }
+  }
+#else
+  GTEST_SKIP() << "this build has no CUTLASS sparse GEMM";
+#endif
 }
 
 // ---- the layer -------------------------------------------------------------------------------
