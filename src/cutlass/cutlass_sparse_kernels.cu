@@ -17,7 +17,9 @@
 #include <cutlass/transform/device/transform_universal_adapter.hpp>
 #include <cutlass/transform/kernel/sparse_gemm_compressor.hpp>
 #include <cutlass/util/packed_stride.hpp>
+#include <algorithm>
 #include <limits>
+#include <memory>
 #include <string>
 #include <type_traits>
 
@@ -281,21 +283,27 @@ std::int64_t check_and_canonicalize(Precision precision, std::int64_t n, std::in
   require_8bit(precision);
   if (k % 4 != 0 || reinterpret_cast<std::uintptr_t>(w) % 4 != 0 ||
       reinterpret_cast<std::uintptr_t>(canonical) % 4 != 0)
-    throw InvalidArgument("CUTLASS sparse GEMM: the weights need K % 4 == 0 and 4-byte alignment");
+    throw InvalidArgument("CUTLASS sparse GEMM: the weights need K % 4 == 0 and 4-byte alignment "
+                          "(K = " + std::to_string(k) + ")");
   const std::int64_t words = n * (k / 4);
-  unsigned long long* bad = nullptr;
-  SLIDESPARSE_CHECK_CUDA(cudaMallocAsync(reinterpret_cast<void**>(&bad), sizeof *bad, stream));
-  SLIDESPARSE_CHECK_CUDA(cudaMemsetAsync(bad, 0, sizeof *bad, stream));
+  // The counter is freed on every path, a failed launch or copy included.
+  struct CounterFree {
+    cudaStream_t stream;
+    void operator()(unsigned long long* p) const { cudaFreeAsync(p, stream); }
+  };
+  unsigned long long* raw = nullptr;
+  SLIDESPARSE_CHECK_CUDA(cudaMallocAsync(reinterpret_cast<void**>(&raw), sizeof *raw, stream));
+  const std::unique_ptr<unsigned long long, CounterFree> bad(raw, CounterFree{stream});
+  SLIDESPARSE_CHECK_CUDA(cudaMemsetAsync(bad.get(), 0, sizeof *raw, stream));
   constexpr int kThreads = 256;
   const std::int64_t blocks = std::min<std::int64_t>((words + kThreads - 1) / kThreads, 8192);
   check_and_canonicalize_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
       static_cast<const std::uint32_t*>(w), static_cast<std::uint32_t*>(canonical), words,
-      precision == Precision::FP8, bad);
+      precision == Precision::FP8, bad.get());
   SLIDESPARSE_CHECK_LAUNCH();
   unsigned long long count = 0;
   SLIDESPARSE_CHECK_CUDA(
-      cudaMemcpyAsync(&count, bad, sizeof count, cudaMemcpyDeviceToHost, stream));
-  SLIDESPARSE_CHECK_CUDA(cudaFreeAsync(bad, stream));
+      cudaMemcpyAsync(&count, bad.get(), sizeof count, cudaMemcpyDeviceToHost, stream));
   SLIDESPARSE_CHECK_CUDA(cudaStreamSynchronize(stream));
   return static_cast<std::int64_t>(count);
 }
