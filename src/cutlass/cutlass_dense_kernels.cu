@@ -107,10 +107,10 @@ class LaunchImpl final : public Launch {
     args_.epilogue.ptr_D = nullptr;
     args_.epilogue.dD = stride_d;
     args_.hw_info = cutlass_epilogue::hardware_info(device);
+    shape_ = "N=" + std::to_string(n) + " K=" + std::to_string(k) + " M=" + std::to_string(m);
     const cutlass::Status status = Adapter::can_implement(args_);
     if (status != cutlass::Status::kSuccess)
-      throw DeviceError(std::string(kGemm) + " cannot run N=" + std::to_string(n) +
-                        " K=" + std::to_string(k) + " M=" + std::to_string(m) + ": " +
+      throw DeviceError(std::string(kGemm) + " cannot run " + shape_ + ": " +
                         cutlassGetStatusString(status));
     workspace_bytes_ = Adapter::get_workspace_size(args_);
   }
@@ -125,18 +125,24 @@ class LaunchImpl final : public Launch {
       args_.epilogue.thread =
           cutlass_epilogue::dequantize_arguments<decltype(args_.epilogue.thread)>(
               pointers.scale_x, pointers.scale_w, pointers.bias);
-      cutlass_epilogue::check_status(adapter_.initialize(args_, pointers.workspace, stream), kGemm,
-                                     "initialize");
+      check(adapter_.initialize(args_, pointers.workspace, stream), "initialize");
       last_ = pointers;
       initialized_ = true;
     }
-    cutlass_epilogue::check_status(adapter_.run(stream), kGemm, "launch");
+    check(adapter_.run(stream), "launch");
   }
 
  private:
+  // The message names the shape; built only on failure (run() is the hot path).
+  void check(cutlass::Status status, const char* what) const {
+    if (status != cutlass::Status::kSuccess)
+      cutlass_epilogue::check_status(status, kGemm, std::string(what) + " at " + shape_);
+  }
+
   Arguments args_{};
   Adapter adapter_;
   std::size_t workspace_bytes_ = 0;
+  std::string shape_;  // "N=… K=… M=…" for messages
   LaunchPointers last_;
   bool initialized_ = false;
 };

@@ -17,7 +17,9 @@
 #include <cutlass/transform/device/transform_universal_adapter.hpp>
 #include <cutlass/transform/kernel/sparse_gemm_compressor.hpp>
 #include <cutlass/util/packed_stride.hpp>
+#include <algorithm>
 #include <limits>
+#include <memory>
 #include <string>
 #include <type_traits>
 
@@ -132,9 +134,14 @@ struct Compression {
                                        cutlass_epilogue::hardware_info(device)};
   }
 
+  // The kept values' bytes from the utility's padded extents, multiplied in 64 bits: its
+  // get_compressed_tensor_A_bytes() multiplies rows × columns × 8 bits in int, which overflows
+  // from N·K = 2^29 on (0 bytes at 32768 × 32768). Its metadata byte count is 64-bit already.
   static CompressedSizes sizes(std::int64_t n, std::int64_t k) {
     const Utility utility(problem(n, k), stride(n, k));
-    return {static_cast<std::size_t>(utility.get_compressed_tensor_A_bytes()),
+    static_assert(sizeof(typename G::ElementA) == 1, "8-bit operands");
+    return {static_cast<std::size_t>(utility.get_tensorA_m_physical()) *
+                static_cast<std::size_t>(utility.get_tensorA_k_physical()),
             static_cast<std::size_t>(utility.get_tensor_E_bytes())};
   }
 
@@ -207,10 +214,10 @@ class LaunchImpl final : public Launch {
     args_.epilogue.ptr_D = nullptr;
     args_.epilogue.dD = stride_d;
     args_.hw_info = cutlass_epilogue::hardware_info(device);
+    shape_ = "N=" + std::to_string(n) + " K=" + std::to_string(k) + " M=" + std::to_string(m);
     const cutlass::Status status = Adapter::can_implement(args_);
     if (status != cutlass::Status::kSuccess)
-      throw DeviceError("CUTLASS sparse GEMM cannot run N=" + std::to_string(n) +
-                        " K=" + std::to_string(k) + " M=" + std::to_string(m) + ": " +
+      throw DeviceError("CUTLASS sparse GEMM cannot run " + shape_ + ": " +
                         cutlassGetStatusString(status));
     workspace_bytes_ = Adapter::get_workspace_size(args_);
   }
@@ -225,17 +232,23 @@ class LaunchImpl final : public Launch {
       args_.epilogue.thread =
           cutlass_epilogue::dequantize_arguments<decltype(args_.epilogue.thread)>(
               pointers.scale_x, pointers.scale_w, pointers.bias);
-      check_status(adapter_.initialize(args_, pointers.workspace, stream), "initialize");
+      check(adapter_.initialize(args_, pointers.workspace, stream), "initialize");
       last_ = pointers;
       initialized_ = true;
     }
-    check_status(adapter_.run(stream), "launch");
+    check(adapter_.run(stream), "launch");
   }
 
  private:
+  // The message names the shape; built only on failure (run() is the hot path).
+  void check(cutlass::Status status, const char* what) const {
+    if (status != cutlass::Status::kSuccess) check_status(status, std::string(what) + " at " + shape_);
+  }
+
   Arguments args_{};
   Adapter adapter_;
   std::size_t workspace_bytes_ = 0;
+  std::string shape_;  // "N=… K=… M=…" for messages
   LaunchPointers last_;
   bool initialized_ = false;
 };
@@ -270,21 +283,27 @@ std::int64_t check_and_canonicalize(Precision precision, std::int64_t n, std::in
   require_8bit(precision);
   if (k % 4 != 0 || reinterpret_cast<std::uintptr_t>(w) % 4 != 0 ||
       reinterpret_cast<std::uintptr_t>(canonical) % 4 != 0)
-    throw InvalidArgument("CUTLASS sparse GEMM: the weights need K % 4 == 0 and 4-byte alignment");
+    throw InvalidArgument("CUTLASS sparse GEMM: the weights need K % 4 == 0 and 4-byte alignment "
+                          "(K = " + std::to_string(k) + ")");
   const std::int64_t words = n * (k / 4);
-  unsigned long long* bad = nullptr;
-  SLIDESPARSE_CHECK_CUDA(cudaMallocAsync(reinterpret_cast<void**>(&bad), sizeof *bad, stream));
-  SLIDESPARSE_CHECK_CUDA(cudaMemsetAsync(bad, 0, sizeof *bad, stream));
+  // The counter is freed on every path, a failed launch or copy included.
+  struct CounterFree {
+    cudaStream_t stream;
+    void operator()(unsigned long long* p) const { cudaFreeAsync(p, stream); }
+  };
+  unsigned long long* raw = nullptr;
+  SLIDESPARSE_CHECK_CUDA(cudaMallocAsync(reinterpret_cast<void**>(&raw), sizeof *raw, stream));
+  const std::unique_ptr<unsigned long long, CounterFree> bad(raw, CounterFree{stream});
+  SLIDESPARSE_CHECK_CUDA(cudaMemsetAsync(bad.get(), 0, sizeof *raw, stream));
   constexpr int kThreads = 256;
   const std::int64_t blocks = std::min<std::int64_t>((words + kThreads - 1) / kThreads, 8192);
   check_and_canonicalize_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
       static_cast<const std::uint32_t*>(w), static_cast<std::uint32_t*>(canonical), words,
-      precision == Precision::FP8, bad);
+      precision == Precision::FP8, bad.get());
   SLIDESPARSE_CHECK_LAUNCH();
   unsigned long long count = 0;
   SLIDESPARSE_CHECK_CUDA(
-      cudaMemcpyAsync(&count, bad, sizeof count, cudaMemcpyDeviceToHost, stream));
-  SLIDESPARSE_CHECK_CUDA(cudaFreeAsync(bad, stream));
+      cudaMemcpyAsync(&count, bad.get(), sizeof count, cudaMemcpyDeviceToHost, stream));
   SLIDESPARSE_CHECK_CUDA(cudaStreamSynchronize(stream));
   return static_cast<std::int64_t>(count);
 }

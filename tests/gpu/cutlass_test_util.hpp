@@ -1,6 +1,7 @@
 // Shared by the GPU tests of our CUTLASS GEMMs (sparse and dense): the skip where they cannot
 // run, a random layer problem, running the layer, and the comparison with the CPU reference
-// (INT8 bit for bit, FP8 within kFp8Tolerance).
+// (INT8 bit for bit, FP8 within kFp8Tolerance); and the exact check of every tile configuration
+// on small integers (INT8 and FP8 bit for bit).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include "slidesparse/gemm/gemm.hpp"
 #include "slidesparse/layer/linear.hpp"
 #include "slidesparse/numeric.hpp"
+#include "slidesparse/quantize.hpp"
 
 namespace slidesparse::test {
 
@@ -90,6 +92,106 @@ inline void expect_matches(const std::vector<std::uint16_t>& got, const std::vec
     norm += static_cast<double>(ref[i]) * ref[i];
   }
   EXPECT_LT(std::sqrt(diff / norm), kFp8Tolerance) << what;
+}
+
+// ---- every configuration, exactly --------------------------------------------------------------
+
+// A GEMM on small integers (|v| <= 2), which INT8 and E4M3 hold exactly. FP8 too must then match
+// the CPU bit for bit: the tensor cores promote FP8 partial sums to FP32 every 4 MMAs (at most
+// 4 × 64 products, |sum| <= 1024: 11 bits, within the ~14 bits their FP8 accumulation keeps).
+// Scales and bias differ per token and per channel and are not powers of two, so a transposed
+// output, a swapped row / column broadcast or another rounding order shows.
+struct SmallIntegerGemm {
+  std::int64_t n = 0, k = 0;
+  std::vector<int> w;                // W [n, k]
+  std::vector<float> scale_w, bias;  // [n]
+};
+
+inline std::vector<int> small_integers(std::size_t count, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> value(-2, 2);
+  std::vector<int> v(count);
+  for (auto& x : v) x = value(rng);
+  return v;
+}
+
+inline std::uint8_t operand_code(int value, Precision precision) {
+  return precision == Precision::INT8 ? static_cast<std::uint8_t>(static_cast<std::int8_t>(value))
+                                      : float_to_e4m3(static_cast<float>(value));
+}
+
+inline std::vector<std::uint8_t> operand_codes(const std::vector<int>& values, Precision precision) {
+  std::vector<std::uint8_t> codes(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) codes[i] = operand_code(values[i], precision);
+  return codes;
+}
+
+inline void fill_channel_vectors(SmallIntegerGemm& p) {
+  p.scale_w.resize(static_cast<std::size_t>(p.n));
+  p.bias.resize(static_cast<std::size_t>(p.n));
+  for (std::int64_t c = 0; c < p.n; ++c) {
+    p.scale_w[static_cast<std::size_t>(c)] = 0.0031f * static_cast<float>(1 + c % 11);
+    p.bias[static_cast<std::size_t>(c)] = 0.37f * static_cast<float>(c % 5) - 0.7f;
+  }
+}
+
+// For each M: search() must run every configuration; then each configuration, prepared and run
+// with the problem's scales and bias, must give dequantize_output(Σ x·w) rounded to BF16.
+inline void expect_every_configuration_exact(Gemm& gemm, Precision precision,
+                                             const SmallIntegerGemm& p, std::size_t configs,
+                                             const std::vector<std::int64_t>& ms) {
+  DeviceBuffer<float> scale_w(p.scale_w.size()), bias(p.bias.size());
+  scale_w.upload(p.scale_w.data(), p.scale_w.size());
+  bias.upload(p.bias.data(), p.bias.size());
+  for (const std::int64_t m : ms) {
+    const std::string at = std::string(precision_name(precision)) + " N=" + std::to_string(p.n) +
+                           " K=" + std::to_string(p.k) + " M=" + std::to_string(m);
+    const std::vector<int> xv = small_integers(static_cast<std::size_t>(m * p.k), 17 + m);
+    const std::vector<std::uint8_t> x_codes = operand_codes(xv, precision);
+    DeviceBuffer<std::uint8_t> x(x_codes.size());
+    x.upload(x_codes.data(), x_codes.size());
+    std::vector<float> sx(static_cast<std::size_t>(m));
+    for (std::int64_t r = 0; r < m; ++r)
+      sx[static_cast<std::size_t>(r)] = 0.013f * static_cast<float>(1 + r % 7);
+    DeviceBuffer<float> scale_x(sx.size());
+    scale_x.upload(sx.data(), sx.size());
+    DeviceBuffer<std::uint16_t> y(static_cast<std::size_t>(m * p.n));
+
+    SearchOptions options;
+    options.warmup = 1;
+    options.reps = 3;
+    const auto timings = gemm.search(m, x.get(), y.get(), nullptr, options);
+    ASSERT_EQ(timings.size(), configs) << at;
+    for (const auto& t : timings) EXPECT_TRUE(t.ok) << at << " " << t.algo.describe() << ": " << t.error;
+
+    std::vector<std::uint16_t> want(static_cast<std::size_t>(m * p.n));
+    for (std::int64_t r = 0; r < m; ++r)
+      for (std::int64_t c = 0; c < p.n; ++c) {
+        std::int64_t sum = 0;
+        for (std::int64_t j = 0; j < p.k; ++j)
+          sum += std::int64_t{xv[static_cast<std::size_t>(r * p.k + j)]} *
+                 p.w[static_cast<std::size_t>(c * p.k + j)];
+        const auto col = static_cast<std::size_t>(c);
+        want[static_cast<std::size_t>(r * p.n + c)] = float_to_bf16(dequantize_output(
+            static_cast<float>(sum), sx[static_cast<std::size_t>(r)], p.scale_w[col], p.bias[col]));
+      }
+    std::vector<std::uint16_t> got(want.size());
+    for (int config = 0; config < static_cast<int>(configs); ++config) {
+      gemm.prepare(m, GemmAlgo{config, 1, 0, -1, {}});
+      y.fill_bytes(0xCD, nullptr);
+      gemm.run_dequantized(x.get(), scale_x.get(), scale_w.get(), bias.get(), y.get(), DType::BF16,
+                           m, nullptr);
+      SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
+      y.download(got.data(), got.size());
+      int reported = 0;
+      for (std::size_t i = 0; i < got.size(); ++i)
+        if (got[i] != want[i] && reported++ < 5)
+          ADD_FAILURE() << at << " config " << config << ": y[" << i / static_cast<std::size_t>(p.n)
+                        << "," << i % static_cast<std::size_t>(p.n) << "] = " << bf16_to_float(got[i])
+                        << ", expected " << bf16_to_float(want[i]);
+      EXPECT_EQ(reported, 0) << at << " config " << config << " differs from the CPU";
+    }
+  }
 }
 
 }  // namespace slidesparse::test

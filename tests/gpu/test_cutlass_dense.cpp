@@ -186,5 +186,34 @@ TEST(CutlassDenseGemm, SearchTimesEveryConfigurationAndGivesExactAccumulators) {
   EXPECT_THROW(gemm->prepare(kM, GemmAlgo{99, 1, 0, -1, {}}), DeviceError);
 }
 
+// Every configuration of both precisions (FP8 configuration 1 runs nowhere else) against the
+// CPU bit for bit on small integers, with per-token and per-channel scales and a bias, at M = 1
+// and 300 on N = 264, K = 528 (partial tiles in every dimension).
+class CutlassDenseGemmExact : public ::testing::TestWithParam<Precision> {};
+
+TEST_P(CutlassDenseGemmExact, EveryConfigurationMatchesTheCpuBitForBit) {
+  SLIDESPARSE_REQUIRE_GPU();
+  GemmContext ctx;
+  REQUIRE_CUTLASS(ctx);
+  const Precision precision = GetParam();
+  test::SmallIntegerGemm p;
+  p.n = 264;
+  p.k = 528;
+  p.w = test::small_integers(static_cast<std::size_t>(p.n * p.k), 29);
+  test::fill_channel_vectors(p);
+  const std::vector<std::uint8_t> codes = test::operand_codes(p.w, precision);
+  DeviceBuffer<std::uint8_t> w(codes.size());
+  w.upload(codes.data(), codes.size());
+  auto gemm = make_cutlass_dense_gemm(ctx, precision, p.n, p.k, w.get());
+  test::expect_every_configuration_exact(*gemm, precision, p,
+                                         cutlass_dense_configs(precision).size(), {1, 300});
+}
+
+INSTANTIATE_TEST_SUITE_P(Int8AndFp8, CutlassDenseGemmExact,
+                         ::testing::Values(Precision::INT8, Precision::FP8),
+                         [](const ::testing::TestParamInfo<Precision>& info) {
+                           return std::string(precision_name(info.param));
+                         });
+
 }  // namespace
 }  // namespace slidesparse

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cutlass_test_util.hpp"
@@ -21,6 +22,10 @@
 #include "slidesparse/numeric.hpp"
 #include "slidesparse/pack.hpp"
 #include "slidesparse/reference_linear.hpp"
+
+#ifdef SLIDESPARSE_HAVE_CUTLASS
+#include "../../src/cutlass/cutlass_sparse_kernels.hpp"  // compressed_sizes: host code only
+#endif
 
 namespace slidesparse {
 namespace {
@@ -57,6 +62,28 @@ TEST(CutlassSparseRules, NameRequirementsAndOutput) {
   }
   EXPECT_THROW(gemm_requirements(Precision::BF16, GemmBackendKind::CutlassSparse), InvalidArgument);
   EXPECT_TRUE(cutlass_sparse_configs(Precision::FP16).empty());
+}
+
+// The buffers the compressor writes, for a shape the factory accepts (N·K < 2^31) but past
+// 2^29, where CUTLASS's get_compressed_tensor_A_bytes() overflows its int product (rows ×
+// columns × 8 bits): kept values N × K/2 bytes, metadata 4 bits per group of 4 on the 64-row,
+// 128-column padded grid.
+TEST(CutlassSparseRules, CompressedSizesHoldForLargeWeights) {
+#ifdef SLIDESPARSE_HAVE_CUTLASS
+  for (Precision p : {Precision::INT8, Precision::FP8}) {
+    for (const auto& [n, k] : {std::pair<std::int64_t, std::int64_t>{96, 160},
+                               {32768, 32768},
+                               {27648, 73728}}) {
+      const cutlass_sparse::CompressedSizes sizes = cutlass_sparse::compressed_sizes(p, n, k);
+      const std::int64_t n_padded = (n + 63) / 64 * 64, k_padded = (k + 127) / 128 * 128;
+      EXPECT_EQ(sizes.values_bytes, static_cast<std::size_t>(n * (k / 2))) << n << "x" << k;
+      EXPECT_EQ(sizes.metadata_bytes, static_cast<std::size_t>(n_padded * k_padded / 8))
+          << n << "x" << k;
+    }
+  }
+#else
+  GTEST_SKIP() << "this build has no CUTLASS sparse GEMM";
+#endif
 }
 
 // ---- the layer -------------------------------------------------------------------------------
@@ -251,6 +278,47 @@ TEST(CutlassSparseGemm, SearchTimesEveryConfigurationAndPlansDoNotAllocate) {
   }
   EXPECT_THROW(gemm->prepare(kM, GemmAlgo{99, 1, 0, -1, {}}), DeviceError);
 }
+
+// Every configuration of both precisions (FP8 configuration 1 runs nowhere else) against the
+// CPU bit for bit, at M = 1 (one token tile: the 1×2 cluster's second CTA has no tokens) and
+// 300, on N = 320 (three weight tiles: the 2×1 cluster's last one has no rows) and K = 544 (a
+// partial last K tile). The 2:4 groups hold two, one or no values; for FP8, some zeros are -0.
+class CutlassSparseGemmExact : public ::testing::TestWithParam<Precision> {};
+
+TEST_P(CutlassSparseGemmExact, EveryConfigurationMatchesTheCpuBitForBit) {
+  SLIDESPARSE_REQUIRE_GPU();
+  GemmContext ctx;
+  REQUIRE_CUTLASS(ctx);
+  const Precision precision = GetParam();
+  test::SmallIntegerGemm p;
+  p.n = 320;
+  p.k = 544;
+  p.w.assign(static_cast<std::size_t>(p.n * p.k), 0);
+  std::mt19937 rng(23);
+  const int values[] = {-2, -1, 1, 2};
+  for (std::size_t group = 0; group < p.w.size(); group += 4) {
+    const unsigned kept = rng() % 8 == 0 ? rng() % 2 : 2;  // mostly two, at times one or none
+    const unsigned first = rng() % 4, second = (first + 1 + rng() % 3) % 4;
+    if (kept >= 1) p.w[group + first] = values[rng() % 4];
+    if (kept == 2) p.w[group + second] = values[rng() % 4];
+  }
+  test::fill_channel_vectors(p);
+  std::vector<std::uint8_t> codes = test::operand_codes(p.w, precision);
+  if (precision == Precision::FP8)
+    for (std::size_t i = 0; i < codes.size(); i += 3)
+      if (codes[i] == 0) codes[i] = 0x80;
+  DeviceBuffer<std::uint8_t> w(codes.size());
+  w.upload(codes.data(), codes.size());
+  auto gemm = make_cutlass_sparse_gemm(ctx, precision, p.n, p.k, w.get());
+  test::expect_every_configuration_exact(*gemm, precision, p,
+                                         cutlass_sparse_configs(precision).size(), {1, 300});
+}
+
+INSTANTIATE_TEST_SUITE_P(Int8AndFp8, CutlassSparseGemmExact,
+                         ::testing::Values(Precision::INT8, Precision::FP8),
+                         [](const ::testing::TestParamInfo<Precision>& info) {
+                           return std::string(precision_name(info.param));
+                         });
 
 TEST(CutlassSparseGemm, RejectsWeightsThatAreNotTwoToFourAndSixteenBitPrecisions) {
   SLIDESPARSE_REQUIRE_GPU();
