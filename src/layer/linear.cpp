@@ -349,16 +349,12 @@ void SlideSparseLinear::dequantize(std::int64_t m, void* y, LinearPath path, cud
                     has_bias_ ? bias_.get() : nullptr, activation_, y, n_, stream);
 }
 
-void SlideSparseLinear::forward(const void* x, std::int64_t m, void* y, cudaStream_t stream,
-                                LinearPath path) {
-  if (m <= 0 || m > max_m_)
-    throw InvalidArgument("linear layer called with M = " + std::to_string(m) + " outside [1, " +
-                          std::to_string(max_m_) + "] it was built for");
+void SlideSparseLinear::gemm_to_output(std::int64_t m, void* y, LinearPath path,
+                                       cudaStream_t stream) {
   const LinearPath resolved = resolve(m, path);
-  quantize_input(x, m, resolved, stream);
   if (gemm_for(resolved).fuses_dequantize()) {
-    // Quantize (and lift), then the GEMM that dequantizes: Y straight into y when N has no padding
-    // and y suits its TMA stores (16-byte aligned), else through the accumulator buffer.
+    // The GEMM that dequantizes: Y straight into y when N has no padding and y suits its
+    // stores (16-byte aligned), else through the accumulator buffer.
     if (n_ == n_gemm_ && reinterpret_cast<std::uintptr_t>(y) % 16 == 0) {
       run_fused(m, resolved, y, stream);
     } else {
@@ -369,6 +365,16 @@ void SlideSparseLinear::forward(const void* x, std::int64_t m, void* y, cudaStre
   }
   run_gemm(m, resolved, stream);
   dequantize(m, y, resolved, stream);
+}
+
+void SlideSparseLinear::forward(const void* x, std::int64_t m, void* y, cudaStream_t stream,
+                                LinearPath path) {
+  if (m <= 0 || m > max_m_)
+    throw InvalidArgument("linear layer called with M = " + std::to_string(m) + " outside [1, " +
+                          std::to_string(max_m_) + "] it was built for");
+  const LinearPath resolved = resolve(m, path);
+  quantize_input(x, m, resolved, stream);
+  gemm_to_output(m, y, resolved, stream);
 }
 
 }  // namespace slidesparse

@@ -300,8 +300,7 @@ void GpuModel::Impl::fused_linear(SlideSparseLinear& layer, std::int64_t m,
   timer.mark(ForwardPart::Gemm, s);
   const LinearPath resolved = layer.resolve(m, path);
   produce(quantize_target(layer, resolved));
-  layer.run_gemm(m, resolved, s);
-  layer.dequantize(m, y.get(), resolved, s);
+  layer.gemm_to_output(m, y.get(), resolved, s);
   timer.mark(ForwardPart::Other, s);
 }
 

@@ -72,6 +72,10 @@ class SlideSparseLinear {
   void quantize_input(const void* x, std::int64_t m, LinearPath path, cudaStream_t stream);
   void run_gemm(std::int64_t m, LinearPath path, cudaStream_t stream);
   void dequantize(std::int64_t m, void* y, LinearPath path, cudaStream_t stream);
+  // The GEMM and the dequantization into y of an input already quantized (quantize_input, or
+  // a producer that filled quantized_input()): run_gemm + dequantize, or for a GEMM that fuses
+  // the dequantization its epilogue writing y directly (no copy) where y allows.
+  void gemm_to_output(std::int64_t m, void* y, LinearPath path, cudaStream_t stream);
 
   // Times every algorithm the path's library offers for this M on the layer's own buffers
   // (call quantize_input first), keeps the fastest for M, and returns all timings, fastest first.
