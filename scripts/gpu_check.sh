@@ -27,9 +27,13 @@ has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
 start=$SECONDS
 CUSPARSELT_ROOT=$(python3 -c 'import nvidia.cusparselt, os; print(os.path.dirname(nvidia.cusparselt.__file__))' 2>/dev/null || true)
+# cuDNN lives only in the Python environment there (nvidia.cudnn is a namespace package).
+CUDNN_ROOT=$(python3 -c 'import nvidia.cudnn; print(list(nvidia.cudnn.__path__)[0])' 2>/dev/null || true)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_ARCHITECTURES="$SLIDESPARSE_CUDA_ARCH" -DSLIDESPARSE_WERROR=OFF ${CUSPARSELT_ROOT:+-DCUSPARSELT_ROOT=$CUSPARSELT_ROOT} \
+  ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} \
   > "$WORK/configure.log" 2>&1 || { tail -n 40 "$WORK/configure.log"; exit 1; }
+grep "slidesparse:" "$WORK/configure.log"
 cmake --build build-gpu -j "$(nproc)" > "$WORK/build.log" 2>&1 || { grep -m 20 -A 5 "error" "$WORK/build.log"; exit 1; }
 echo "build ok in $((SECONDS - start)) s, $(grep -c "warning:" "$WORK/build.log") warnings"
 grep -m 10 "warning:" "$WORK/build.log"

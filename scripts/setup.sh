@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything slidesparse needs on a fresh Debian/Ubuntu machine (idempotent, fast
 # when everything is already there): build tools and libraries from apt, cuSPARSELt from pip
-# when the CUDA toolkit is present.
+# when the CUDA toolkit is present, and the cuDNN C++ frontend headers for the prefill attention.
 set -euo pipefail
 
 SUDO=""
@@ -36,6 +36,19 @@ PY
     echo "setup: installing the CUTLASS headers (nvidia-cutlass)"
     python3 -m pip install -q --disable-pip-version-check nvidia-cutlass==4.2.0 ||
       echo "setup: nvidia-cutlass not installed; the CUTLASS sparse GEMM will not be built"
+  fi
+  # The header-only cuDNN C++ frontend for the fused prefill attention (CMake asks python where
+  # site-packages is). --no-deps: only its C++ headers are used, not its Python kernels' large
+  # dependencies. cuDNN itself comes from the CUDA toolkit or the Python environment.
+  if ! python3 - <<'PY' 2>/dev/null
+import os, site, sys
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+sys.exit(0 if any(os.path.exists(d + "/include/cudnn_frontend.h") for d in dirs) else 1)
+PY
+  then
+    echo "setup: installing the cuDNN C++ frontend headers (nvidia-cudnn-frontend)"
+    python3 -m pip install -q --disable-pip-version-check --no-deps nvidia-cudnn-frontend==1.32.0 ||
+      echo "setup: nvidia-cudnn-frontend not installed; prefill attention uses the runner's own kernel"
   fi
 fi
 # Plots in the pipeline's report (Python glue only; the report says so when it is missing).

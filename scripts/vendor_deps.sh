@@ -18,4 +18,23 @@ if cutlass_source=$(python3 -c 'import cutlass_library, os; print(os.path.dirnam
 else
   echo "vendor_deps: nvidia-cutlass is not installed; the CUTLASS sparse GEMM will not be built"
 fi
+# The cuDNN C++ frontend headers of the pip package nvidia-cudnn-frontend, when installed, for the
+# fused prefill attention (CMake looks in .deps/cudnn_frontend/include); cuDNN's library comes from
+# the GPU machine's own Python environment.
+if frontend_include=$(python3 - 2>/dev/null <<'PY'
+import os, site
+for d in site.getsitepackages() + [site.getusersitepackages()]:
+    if os.path.exists(d + "/include/cudnn_frontend.h"):
+        print(d + "/include")
+        break
+else:
+    raise SystemExit(1)
+PY
+); then
+  mkdir -p .deps/cudnn_frontend/include
+  cp -r "$frontend_include"/cudnn_frontend* "$frontend_include"/cudnn_backend_base.h \
+    .deps/cudnn_frontend/include/
+else
+  echo "vendor_deps: nvidia-cudnn-frontend is not installed; prefill attention will use the runner's own kernel"
+fi
 du -sh .deps

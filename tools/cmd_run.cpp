@@ -24,7 +24,7 @@ struct RunArgs {
   int max_new = 16;
   std::string pattern, dtype, prune = "magnitude", path = "sparse";
   bool gpu = false;
-  std::string backend, tuning, logits_out;
+  std::string backend, tuning, logits_out, attention;
 };
 
 std::vector<int> parse_ids(const std::string& text) {
@@ -64,14 +64,15 @@ void run(const RunArgs& args) {
     request.pattern = args.pattern;
     request.tuning = args.tuning;
     request.logits_out = args.logits_out;
+    request.attention = args.attention;
     run_on_gpu(request);
     return;
 #else
     throw DeviceError("no CUDA device: this build of slidesparse has no CUDA support (--gpu)");
 #endif
   }
-  if (!args.backend.empty() || !args.tuning.empty())
-    throw InvalidArgument("--backend and --tuning go with --gpu");
+  if (!args.backend.empty() || !args.tuning.empty() || !args.attention.empty())
+    throw InvalidArgument("--backend, --tuning and --attention go with --gpu");
   if (args.pattern.empty() != args.dtype.empty())
     throw InvalidArgument("--pattern and --dtype go together");
   const Checkpoint checkpoint = Checkpoint::open(args.model_dir);
@@ -134,6 +135,11 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--tuning", args->tuning, "With --gpu: tuning database of `slidesparse tune`");
   cmd->add_option("--logits-out", args->logits_out,
                   "Write the prefill logits (float32 [prompts, vocab]) to this file");
+  cmd->add_option(
+         "--attention", args->attention,
+         "With --gpu: prefill attention, cudnn (cuDNN's fused SDPA; the default when built "
+         "with cuDNN) or own (the runner's kernel)")
+      ->check(CLI::IsMember({"cudnn", "own"}));
   cmd->callback([args]() { run(*args); });
 }
 

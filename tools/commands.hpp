@@ -32,6 +32,7 @@ struct GpuRunRequest {
   std::string pattern;  // "" = no pruning (dense backend only)
   std::string tuning;
   std::string logits_out;  // float32 [prompts, vocab], little-endian
+  std::string attention;   // prefill attention: "" = the runner's default, "cudnn" or "own"
 };
 void run_on_gpu(const GpuRunRequest& request);
 

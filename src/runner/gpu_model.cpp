@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -16,6 +17,7 @@
 #include "slidesparse/gemm/gemm.hpp"
 #include "slidesparse/layer/linear.hpp"
 #include "slidesparse/model/weights.hpp"
+#include "slidesparse/runner/attention_cudnn.hpp"
 #include "slidesparse/runner/fused_quantize.hpp"
 #include "slidesparse/runner/model_kernels.hpp"
 #include "weight_source.hpp"
@@ -68,6 +70,20 @@ GpuBackend parse_gpu_backend(const std::string& name) {
   throw InvalidArgument("backend must be dense or sparse, not '" + name + "'");
 }
 
+const char* prefill_attention_name(PrefillAttention attention) {
+  return attention == PrefillAttention::Cudnn ? "cudnn" : "own";
+}
+
+PrefillAttention parse_prefill_attention(const std::string& name) {
+  if (name == "cudnn") return PrefillAttention::Cudnn;
+  if (name == "own") return PrefillAttention::Own;
+  throw InvalidArgument("attention must be cudnn or own, not '" + name + "'");
+}
+
+PrefillAttention default_prefill_attention() {
+  return cudnn_attention_built() ? PrefillAttention::Cudnn : PrefillAttention::Own;
+}
+
 struct GpuModel::Impl {
   GpuModelOptions options;
   ModelConfig config;
@@ -88,14 +104,25 @@ struct GpuModel::Impl {
   DeviceBuffer<float> logits;  // [padded max_sequences, vocab]
   // Row metadata on the device.
   DeviceBuffer<int> tokens, sequence, position, cu_seqlens, lengths, last_rows, sampled, iota;
-  // Host staging: [tokens | sequence | position | cu_seqlens | last_rows] for prefill, and
-  // [tokens | positions | lengths] for decode (the captured graphs copy from there).
+  // Host staging: [tokens | sequence | position | cu_seqlens | last_rows | lengths] for prefill,
+  // and [tokens | positions | lengths] for decode (the captured graphs copy from there).
   PinnedBuffer<int> prefill_in, step_in, step_out;
 
   std::vector<std::int64_t> seq_lengths;  // tokens cached per sequence of the batch
   std::int64_t logits_rows = 0;
   std::set<std::int64_t> prepared_linears, prepared_head;     // the M values planned so far
   std::map<std::int64_t, std::unique_ptr<CudaGraph>> graphs;  // decode, per batch size
+  // cuDNN's prefill attention (null with attention Own, or when cuDNN could not start), the
+  // shape of this prefill's graph (none: the own kernel runs), and what the last prefill ran.
+  std::unique_ptr<CudnnPrefillAttention> cudnn_attention;
+  std::optional<SdpaShape> cudnn_shape;
+  PrefillAttention last_attention = PrefillAttention::Own;
+  std::set<SdpaShape> refused_shapes;  // said on stderr once each
+  // The packed batch as cuDNN reads it (attention_cudnn.hpp PackedSequences): per-sequence
+  // lengths, and the ragged offsets of qkv rows then of attended rows; pinned staging for them.
+  DeviceBuffer<int> prefill_lengths;
+  DeviceBuffer<std::int64_t> ragged_offsets;  // [2 · (max_sequences + 1)]
+  PinnedBuffer<std::int64_t> ragged_in;
   std::size_t graph_workspace = 0;  // GEMM workspace size the graphs were captured with
   SegmentTimer timer;
   GpuTimings last_timings;
@@ -108,6 +135,9 @@ struct GpuModel::Impl {
   void prepare_linears(std::int64_t m);
   void prepare_lm_head(std::int64_t rows);
   void drop_stale_graphs();
+  // Picks this prefill's attention: cuDNN's graph for the batch's shape (built on first use), or
+  // the own kernel where there is none, said once per refused shape.
+  void prepare_attention(std::int64_t sequences, std::int64_t max_seqlen);
   // Times the layer's candidates for M on whatever its quantized-input buffer holds (the time
   // does not depend on the values) and keeps the fastest.
   void search_algo(SlideSparseLinear& layer, std::int64_t m);
@@ -121,6 +151,13 @@ struct GpuModel::Impl {
   // All layers over m rows; leaves the final-normed hidden states in `normed`.
   void forward(std::int64_t m, bool decode, std::int64_t sequences, std::int64_t max_seqlen);
   void decode_body(std::int64_t batch);
+  PackedSequences packed_sequences() const {
+    PackedSequences p;
+    p.lengths = prefill_lengths.get();
+    p.qkv_offsets = ragged_offsets.get();
+    p.out_offsets = ragged_offsets.get() + options.max_sequences + 1;
+    return p;
+  }
   KvCacheView cache_view(const GpuLayer& layer) const {
     KvCacheView v;
     v.k = as_bf16(layer.k_cache);
@@ -212,8 +249,13 @@ void GpuModel::Impl::allocate_buffers() {
   };
   residual = bf16_rows(c.hidden);
   normed = bf16_rows(c.hidden);
-  qkv = bf16_rows((c.heads + 2 * c.kv_heads) * c.head_dim);
-  attended = bf16_rows(c.q_width());
+  // cuDNN's attention tiles may reach past the last token: those two keep rows of slack, zeroed.
+  const std::int64_t tail = CudnnPrefillAttention::kTailRows;
+  qkv =
+      DeviceBuffer<std::uint16_t>(at((rows_cap + tail) * (c.heads + 2 * c.kv_heads) * c.head_dim));
+  attended = DeviceBuffer<std::uint16_t>(at((rows_cap + tail) * c.q_width()));
+  qkv.fill_zero(nullptr);
+  attended.fill_zero(nullptr);
   projected = bf16_rows(c.hidden);
   gate_up = bf16_rows(2 * c.intermediate);
   if (!options.fuse_quantize) activated = bf16_rows(c.intermediate);  // fused, never written
@@ -231,10 +273,13 @@ void GpuModel::Impl::allocate_buffers() {
   last_rows = DeviceBuffer<int>(at(s));
   sampled = DeviceBuffer<int>(at(s));
   iota = DeviceBuffer<int>(at(s));
+  prefill_lengths = DeviceBuffer<int>(at(s));
+  ragged_offsets = DeviceBuffer<std::int64_t>(at(2 * (s + 1)));
+  ragged_in = PinnedBuffer<std::int64_t>(at(2 * (s + 1)));
   std::vector<int> ids(at(s));
   for (std::int64_t i = 0; i < s; ++i) ids[at(i)] = static_cast<int>(i);
   iota.upload(ids.data(), ids.size());
-  prefill_in = PinnedBuffer<int>(at(3 * t + 2 * s + 1));
+  prefill_in = PinnedBuffer<int>(at(3 * t + 3 * s + 1));
   step_in = PinnedBuffer<int>(at(3 * s));
   step_out = PinnedBuffer<int>(at(s));
   device_bytes += residual.bytes() + normed.bytes() + qkv.bytes() + attended.bytes() +
@@ -274,6 +319,24 @@ void GpuModel::Impl::drop_stale_graphs() {
   if (gemm->workspace_bytes() != graph_workspace) {
     graphs.clear();
     graph_workspace = gemm->workspace_bytes();
+  }
+}
+
+void GpuModel::Impl::prepare_attention(std::int64_t sequences, std::int64_t max_seqlen) {
+  cudnn_shape.reset();
+  last_attention = PrefillAttention::Own;
+  if (!cudnn_attention) return;
+  const SdpaShape shape =
+      sdpa_shape(sequences, max_seqlen, config.heads, config.kv_heads, config.head_dim);
+  const std::string refusal = cudnn_attention->prepare(shape);  // builds once, remembers refusals
+  if (refusal.empty()) {
+    cudnn_shape = shape;
+    last_attention = PrefillAttention::Cudnn;
+  } else if (refused_shapes.insert(shape).second) {
+    std::fprintf(stderr,
+                 "slidesparse: cuDNN attention refused %s (%s): this prefill uses the runner's own "
+                 "attention kernel\n",
+                 shape.describe().c_str(), refusal.c_str());
   }
 }
 
@@ -340,6 +403,8 @@ void GpuModel::Impl::forward(std::int64_t m, bool decode, std::int64_t sequences
     if (decode)
       attention_decode(as_bf16(attended), as_bf16(qkv), lengths.get(), sequences, c.heads, cache,
                        s);
+    else if (cudnn_shape)
+      cudnn_attention->run(as_bf16(attended), as_bf16(qkv), m, packed_sequences(), *cudnn_shape, s);
     else
       attention_prefill(as_bf16(attended), as_bf16(qkv), cu_seqlens.get(), sequences, m, max_seqlen,
                         c.heads, c.kv_heads, c.head_dim, s);
@@ -424,6 +489,10 @@ GpuModel::GpuModel(const std::string& model, const GpuModelOptions& options)
                       InvalidArgument,
                       "GpuModel: the sparse backend needs a finite pattern (2_4, 2_8, ...), not " +
                           options.pattern.zeros_name());
+  SLIDESPARSE_REQUIRE(options.attention == PrefillAttention::Own || cudnn_attention_built(),
+                      InvalidArgument,
+                      "GpuModel: attention cudnn, but cuDNN's attention is " +
+                          cudnn_attention_description() + "; use attention own");
   m.path = options.backend == GpuBackend::Dense ? LinearPath::Dense : LinearPath::Sparse;
   std::unique_ptr<WeightSource> source = open_weight_source(model, options);
   m.config = source->config();
@@ -444,6 +513,17 @@ GpuModel::GpuModel(const std::string& model, const GpuModelOptions& options)
                       "): " + e.what());
   }
   m.graph_workspace = m.gemm->workspace_bytes();
+  if (options.attention == PrefillAttention::Cudnn) {
+    try {
+      m.cudnn_attention = std::make_unique<CudnnPrefillAttention>();
+    } catch (const DeviceError& e) {
+      std::fprintf(stderr,
+                   "slidesparse: cuDNN could not start (%s): prefill uses the runner's own "
+                   "attention kernel\n",
+                   e.what());
+    }
+  }
+  m.last_attention = m.cudnn_attention ? PrefillAttention::Cudnn : PrefillAttention::Own;
 }
 
 GpuModel::~GpuModel() = default;
@@ -488,6 +568,7 @@ std::vector<int> GpuModel::prefill(const std::vector<std::vector<int>>& prompts)
   const std::int64_t count = static_cast<std::int64_t>(prompts.size());
   m.prepare_linears(total);
   m.prepare_lm_head(count);
+  m.prepare_attention(count, rows.max_seqlen);
 
   // Host rows → pinned → device, on the model's stream.
   cudaStream_t s = m.stream.get();
@@ -504,6 +585,22 @@ std::vector<int> GpuModel::prefill(const std::vector<std::vector<int>>& prompts)
   copy(rows.position, m.position);
   copy(rows.cu_seqlens, m.cu_seqlens);
   copy(rows.last_rows, m.last_rows);
+  if (m.cudnn_shape) {  // the packed batch as cuDNN reads it
+    std::vector<int> lengths(prompts.size());
+    for (std::size_t p = 0; p < prompts.size(); ++p)
+      lengths[p] = rows.cu_seqlens[p + 1] - rows.cu_seqlens[p];
+    copy(lengths, m.prefill_lengths);
+    const std::vector<std::int64_t> qkv_offsets =
+        packed_sequence_offsets(rows.cu_seqlens, (c.heads + 2 * c.kv_heads) * c.head_dim);
+    const std::vector<std::int64_t> out_offsets =
+        packed_sequence_offsets(rows.cu_seqlens, c.q_width());
+    std::int64_t* ragged = m.ragged_in.get();
+    std::copy(qkv_offsets.begin(), qkv_offsets.end(), ragged);
+    std::copy(out_offsets.begin(), out_offsets.end(), ragged + o.max_sequences + 1);
+    SLIDESPARSE_CHECK_CUDA(cudaMemcpyAsync(m.ragged_offsets.get(), ragged,
+                                           m.ragged_in.size() * sizeof(std::int64_t),
+                                           cudaMemcpyHostToDevice, s));
+  }
   m.forward(total, false, count, rows.max_seqlen);
   gather_rows(as_bf16(m.last_hidden), as_bf16(m.normed), m.last_rows.get(), count, c.hidden, s);
   m.timer.mark(ForwardPart::Gemm, s);
@@ -590,6 +687,7 @@ void GpuModel::set_timing(bool on) { impl_->timer.set_enabled(on); }
 GpuTimings GpuModel::last_timings() const { return impl_->last_timings; }
 const ModelConfig& GpuModel::config() const { return impl_->config; }
 const GpuModelOptions& GpuModel::options() const { return impl_->options; }
+PrefillAttention GpuModel::prefill_attention() const { return impl_->last_attention; }
 std::int64_t GpuModel::batch_size() const {
   return static_cast<std::int64_t>(impl_->seq_lengths.size());
 }

@@ -5,6 +5,8 @@
 //   (packed_reference_linears, Sparse), relative L2 5e-2: activations are quantized from BF16
 //   rows on the GPU, from float32 rows on the CPU, so a few codes differ by one.
 //   fuse_quantize on and off (INT8 sparse 2_8, FP8 dense): the same logits, bit for bit.
+//   prefill attention cudnn and own (BF16 dense): each within relative L2 3e-2 of the float
+//   reference, and of each other (the two attentions round differently, BF16 carries it on).
 // Greedy tokens must match, except at near-ties of the reference (gap under 1% of the logit
 // range), which the test reports.
 #include <gtest/gtest.h>
@@ -22,6 +24,7 @@
 #include "slidesparse/error.hpp"
 #include "slidesparse/gemm/gemm.hpp"
 #include "slidesparse/model/reference_forward.hpp"
+#include "slidesparse/runner/attention_cudnn.hpp"
 #include "slidesparse/runner/gpu_model.hpp"
 #include "slidesparse/synthetic.hpp"
 
@@ -31,6 +34,7 @@ namespace {
 using runner::GpuBackend;
 using runner::GpuModel;
 using runner::GpuModelOptions;
+using runner::PrefillAttention;
 
 ModelPreset tiny_preset(Architecture architecture) {
   ModelPreset p;
@@ -246,6 +250,43 @@ TEST_P(GpuModelTest, CutlassSparseGemmGivesTheSameInt8Logits) {
   }
 }
 
+// cuDNN's fused prefill attention and the runner's own kernel give the same model within the
+// BF16 tolerance: both against the float reference, and against each other, through prefill
+// (ragged prompts, one of a single token) and the decode steps after it.
+TEST_P(GpuModelTest, CudnnAndOwnPrefillAttentionAgree) {
+  if (!runner::cudnn_attention_built())
+    GTEST_SKIP() << "cuDNN attention " << runner::cudnn_attention_description();
+  GpuModelOptions o = options(Precision::BF16, GpuBackend::Dense, Pattern::infinite());
+  o.attention = PrefillAttention::Own;
+  GpuModel own(dir_, o);
+  o.attention = PrefillAttention::Cudnn;
+  GpuModel cudnn(dir_, o);
+  const Checkpoint checkpoint = Checkpoint::open(dir_);
+  const ModelConfig config = model_config(checkpoint);
+  ReferenceModel ref(config, HostModelWeights::load(checkpoint, config));
+  const std::int64_t vocab = config.vocab;
+  std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {42}, std::vector<int>(44, 0)};
+  for (std::size_t i = 0; i < prompts[2].size(); ++i) prompts[2][i] = int((i * 37 + 11) % 512);
+  const std::vector<int> next_own = own.prefill(prompts);
+  const std::vector<int> next_cudnn = cudnn.prefill(prompts);
+  EXPECT_EQ(own.prefill_attention(), PrefillAttention::Own);
+  EXPECT_EQ(cudnn.prefill_attention(), PrefillAttention::Cudnn)
+      << "cuDNN refused this prefill (its reason is on stderr)";
+  const std::vector<float> want = ref.prefill(prompts);
+  expect_rows_match(own.last_logits(), want, next_own, vocab, 3e-2, "own prefill");
+  expect_rows_match(cudnn.last_logits(), want, next_cudnn, vocab, 3e-2, "cudnn prefill");
+  expect_rows_match(cudnn.last_logits(), own.last_logits(), next_cudnn, vocab, 3e-2,
+                    "cudnn against own prefill");
+  // Decode reads the KV cache the prefill stored, whichever attention ran.
+  std::vector<int> next = next_cudnn;
+  for (int step = 0; step < 4; ++step) {
+    const std::vector<int> fed = next;
+    next = cudnn.decode_step(fed);
+    expect_rows_match(cudnn.last_logits(), ref.decode_step(fed), next, vocab, 3e-2,
+                      "cudnn decode step " + std::to_string(step));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, GpuModelTest,
                          ::testing::Values(Architecture::Llama, Architecture::Qwen2,
                                            Architecture::BitNet),
@@ -263,6 +304,16 @@ class GpuModelInputs : public ::testing::Test {
   test::TempDir tmp_;
   std::string dir_;
 };
+
+TEST(PrefillAttentionNames, ParseBothSpellingsAndRejectOthers) {
+  EXPECT_EQ(runner::parse_prefill_attention("cudnn"), PrefillAttention::Cudnn);
+  EXPECT_EQ(runner::parse_prefill_attention("own"), PrefillAttention::Own);
+  EXPECT_STREQ(runner::prefill_attention_name(PrefillAttention::Cudnn), "cudnn");
+  EXPECT_STREQ(runner::prefill_attention_name(PrefillAttention::Own), "own");
+  EXPECT_THROW(runner::parse_prefill_attention("flash"), InvalidArgument);
+  EXPECT_EQ(runner::default_prefill_attention(),
+            runner::cudnn_attention_built() ? PrefillAttention::Cudnn : PrefillAttention::Own);
+}
 
 template <class F>
 void expect_invalid(F&& f, const std::string& needle) {
@@ -294,6 +345,20 @@ TEST_F(GpuModelInputs, BadPromptsThrowNamingPromptAndValue) {
   expect_invalid([&] { gpu.decode_step({1, 2}); }, "2 tokens for a batch of 1");
   gpu.decode_step(next);  // position 15: the last of the context
   expect_invalid([&] { gpu.decode_step(next); }, "already holds 16 tokens");
+}
+
+TEST_F(GpuModelInputs, CudnnAttentionNeedsABuildWithCudnn) {
+  if (runner::cudnn_attention_built()) GTEST_SKIP() << "this build has cuDNN";
+  GpuModelOptions o;
+  o.precision = Precision::BF16;
+  o.backend = GpuBackend::Dense;
+  o.pattern = Pattern::infinite();
+  o.max_tokens = 8;
+  o.max_sequences = 1;
+  o.max_context = 8;
+  o.quiet = true;
+  o.attention = PrefillAttention::Cudnn;
+  expect_invalid([&] { GpuModel gpu(dir_, o); }, "use attention own");
 }
 
 TEST_F(GpuModelInputs, TooManyTokensThrows) {

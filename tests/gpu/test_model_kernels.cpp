@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_test_util.hpp"
 #include "gpu_test_util.hpp"
 #include "slidesparse/cuda/device.hpp"
 #include "slidesparse/error.hpp"
@@ -27,24 +28,14 @@ namespace {
 
 using runner::bf16;
 using Bits = std::vector<std::uint16_t>;
-
-constexpr float kAttentionTolerance = 2e-2f;
+using test::cumulative;
+using test::kAttentionTolerance;
+using test::max_abs_error;
+using test::random_bf16;
+using test::reference_prefill;
+using test::to_floats;
 
 std::size_t at(std::int64_t i) { return static_cast<std::size_t>(i); }
-
-Bits random_bf16(std::size_t count, float lo, float hi, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  Bits out(count);
-  for (auto& v : out) v = float_to_bf16(dist(rng));
-  return out;
-}
-
-std::vector<float> to_floats(const Bits& bits) {
-  std::vector<float> out(bits.size());
-  for (std::size_t i = 0; i < bits.size(); ++i) out[i] = bf16_to_float(bits[i]);
-  return out;
-}
 
 DeviceBuffer<std::uint16_t> upload(const Bits& bits) {
   DeviceBuffer<std::uint16_t> buffer(std::max<std::size_t>(bits.size(), 1));
@@ -94,13 +85,6 @@ void expect_within_one_ulp(const Bits& gpu, const std::vector<float>& reference,
     }
   }
   EXPECT_EQ(mismatches, 0u) << what;
-}
-
-float max_abs_error(const Bits& gpu, const std::vector<float>& reference) {
-  float worst = 0.0f;
-  for (std::size_t i = 0; i < gpu.size(); ++i)
-    worst = std::max(worst, std::fabs(bf16_to_float(gpu[i]) - reference[i]));
-  return worst;
 }
 
 // ---- row copies ------------------------------------------------------------------------
@@ -359,32 +343,6 @@ TEST(ModelKernel, RopeStoreKvRotatesQkAndFillsTheCache) {
   }
 }
 
-// The reference output of every row of a ragged prefill: row i of a sequence attends to
-// rows 0..i of its sequence. qkv [rows, (heads + 2·kv_heads)·head_dim] as floats.
-std::vector<float> reference_prefill(const std::vector<float>& qkv, const std::vector<int>& cu,
-                                     std::int64_t heads, std::int64_t kv_heads,
-                                     std::int64_t head_dim) {
-  const std::int64_t width = (heads + 2 * kv_heads) * head_dim;
-  const std::int64_t kv_width = kv_heads * head_dim;
-  const std::int64_t rows = cu.back();
-  std::vector<float> out(at(rows * heads * head_dim));
-  for (std::size_t s = 0; s + 1 < cu.size(); ++s) {
-    const std::int64_t begin = cu[s], length = cu[s + 1] - cu[s];
-    std::vector<float> keys(at(length * kv_width)), values(at(length * kv_width));
-    for (std::int64_t t = 0; t < length; ++t)
-      for (std::int64_t e = 0; e < kv_width; ++e) {
-        keys[at(t * kv_width + e)] = qkv[at((begin + t) * width + heads * head_dim + e)];
-        values[at(t * kv_width + e)] =
-            qkv[at((begin + t) * width + (heads + kv_heads) * head_dim + e)];
-      }
-    for (std::int64_t i = 0; i < length; ++i)
-      reference::attention(out.data() + (begin + i) * heads * head_dim,
-                           qkv.data() + (begin + i) * width, keys.data(), values.data(), i + 1,
-                           heads, kv_heads, head_dim);
-  }
-  return out;
-}
-
 Bits run_prefill(const Bits& qkv, const std::vector<int>& cu, std::int64_t heads,
                  std::int64_t kv_heads, std::int64_t head_dim) {
   const std::int64_t rows = cu.back();
@@ -399,12 +357,6 @@ Bits run_prefill(const Bits& qkv, const std::vector<int>& cu, std::int64_t heads
                             static_cast<std::int64_t>(cu.size()) - 1, rows, max_seqlen, heads,
                             kv_heads, head_dim, nullptr);
   return download(d_out, at(rows * heads * head_dim));
-}
-
-std::vector<int> cumulative(const std::vector<int>& lengths) {
-  std::vector<int> cu = {0};
-  for (const int l : lengths) cu.push_back(cu.back() + l);
-  return cu;
 }
 
 TEST(Attention, PrefillMatchesTheReferenceOnRaggedSequences) {

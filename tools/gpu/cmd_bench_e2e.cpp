@@ -5,7 +5,8 @@
 //   decode:  M sequences with 16-token prompts, 256 tokens generated per request; the steps
 //            replay the batch's CUDA graph and are timed as the generation loop runs them.
 // The gemm/attention split comes from CUDA events in extra uncaptured passes; other_ms is the
-// measured time minus those two.
+// measured time minus those two. --attention picks the prefill attention (cuDNN's fused SDPA or
+// the runner's own kernel); the CSV's attention column says which one the measured stage ran.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@ struct E2eOptions {
   bool unfused = false;    // norms and activation not fused into the quantize(+lift)
   bool no_search = false;  // without --tuning: library defaults instead of a search per M
   std::string sparse_backend = "cusparselt";
+  std::string attention;  // "" = the runner's default (cudnn when built with cuDNN)
 };
 
 // The CSV's backend: dense, sparse (cuSPARSELt) or sparse-cutlass (our kernel), so rows of the
@@ -53,16 +55,29 @@ std::string backend_label(const E2eOptions& opt) {
                                                                     : opt.backend;
 }
 
+// The attention asked for the stage: decode steps always run the runner's decode kernel.
+std::string attention_label(const E2eOptions& opt) {
+  if (opt.stage == "decode") return "own";
+  return opt.attention.empty() ? runner::prefill_attention_name(runner::default_prefill_attention())
+                               : opt.attention;
+}
+
 const std::vector<std::string> kColumns = {
-    "model",        "stage",   "backend",      "pattern",  "dtype",  "M",    "requests_per_s",
-    "tokens_per_s", "gemm_ms", "attention_ms", "other_ms", "status", "error"};
+    "model",          "stage",        "backend", "pattern",      "dtype",    "attention", "M",
+    "requests_per_s", "tokens_per_s", "gemm_ms", "attention_ms", "other_ms", "status",    "error"};
 
 struct Row {
   std::int64_t m = 0;
+  std::string attention;  // the attention the measured stage ran: cudnn or own
   double requests_per_s = NAN, tokens_per_s = NAN, gemm_ms = NAN, attention_ms = NAN,
          other_ms = NAN;
   std::string status = "passed", error;
 };
+
+// A row that did not run says the attention it was asked for.
+std::string row_attention(const E2eOptions& opt, const Row& r) {
+  return r.attention.empty() ? attention_label(opt) : r.attention;
+}
 
 std::string cell(double v, int decimals) { return std::isnan(v) ? "" : format_double(v, decimals); }
 
@@ -129,6 +144,7 @@ void measure_prefill(runner::GpuModel& model, Row& row, const E2eOptions& opt) {
   row.tokens_per_s = static_cast<double>(row.m) / (forward_ms * 1e-3);
   row.requests_per_s = static_cast<double>(lengths.size()) / (forward_ms * 1e-3);
   split_time(row, split, forward_ms);
+  row.attention = runner::prefill_attention_name(model.prefill_attention());
 }
 
 void measure_decode(runner::GpuModel& model, Row& row, const E2eOptions& opt) {
@@ -159,6 +175,7 @@ void measure_decode(runner::GpuModel& model, Row& row, const E2eOptions& opt) {
   row.requests_per_s =
       static_cast<double>(row.m) / (step_ms * 1e-3) / static_cast<double>(kDecodeOutputTokens);
   split_time(row, split, step_ms);
+  row.attention = runner::prefill_attention_name(runner::PrefillAttention::Own);  // decode kernel
 }
 
 struct Output {
@@ -173,6 +190,7 @@ std::vector<std::string> row_cells(const E2eOptions& opt, const std::string& nam
           backend_label(opt),
           pattern,
           opt.dtype,
+          row_attention(opt, r),
           std::to_string(r.m),
           cell(r.requests_per_s, 3),
           cell(r.tokens_per_s, 1),
@@ -209,13 +227,16 @@ void save(const Output& out, const E2eOptions& opt, const std::string& name,
                                                "the layers of the same shape")) +
         ". Norms and gated activation " + (opt.unfused ? "apart from" : "fused into") +
         " the linear layers' quantize(+lift).\n\n";
-  md += "| M | tokens/s | requests/s | gemm ms | attention ms | other ms | status |\n";
-  md += "|---|---|---|---|---|---|---|\n";
+  md +=
+      "Attention: `cudnn` is cuDNN's fused SDPA, `own` the runner's kernels (decode steps always "
+      "run the runner's decode kernel; a prefill shape cuDNN refuses falls back to `own`).\n\n";
+  md += "| M | attention | tokens/s | requests/s | gemm ms | attention ms | other ms | status |\n";
+  md += "|---|---|---|---|---|---|---|---|\n";
   for (const Row& r : rows)
-    md += "| " + std::to_string(r.m) + " | " + cell(r.tokens_per_s, 1) + " | " +
-          cell(r.requests_per_s, 3) + " | " + cell(r.gemm_ms, 3) + " | " + cell(r.attention_ms, 3) +
-          " | " + cell(r.other_ms, 3) + " | " + r.status + (r.error.empty() ? "" : ": " + r.error) +
-          " |\n";
+    md += "| " + std::to_string(r.m) + " | " + row_attention(opt, r) + " | " +
+          cell(r.tokens_per_s, 1) + " | " + cell(r.requests_per_s, 3) + " | " + cell(r.gemm_ms, 3) +
+          " | " + cell(r.attention_ms, 3) + " | " + cell(r.other_ms, 3) + " | " + r.status +
+          (r.error.empty() ? "" : ": " + r.error) + " |\n";
   write_file_atomic(out.md_path, md);
 }
 
@@ -227,15 +248,19 @@ std::vector<std::vector<std::string>> kept_rows(const std::string& path, const E
   if (access(path.c_str(), F_OK) != 0) return kept;
   const pipeline::CsvFile csv = pipeline::CsvFile::read(path);
   for (std::size_t r = 0; r < csv.rows(); ++r) {
+    // Files from before the attention column ran the runner's own kernel.
+    const std::string attention = csv.has_column("attention") ? csv.at(r, "attention") : "own";
     bool same = csv.at(r, "model") == name && csv.at(r, "stage") == opt.stage &&
                 csv.at(r, "backend") == backend_label(opt) && csv.at(r, "pattern") == pattern &&
-                csv.at(r, "dtype") == opt.dtype;
+                csv.at(r, "dtype") == opt.dtype && attention == attention_label(opt);
     same = same && std::find(ms.begin(), ms.end(), static_cast<std::int64_t>(csv.number(r, "M"))) !=
                        ms.end();
     if (same) continue;
     std::vector<std::string> cells;
     for (const auto& column : kColumns)
-      cells.push_back(csv.has_column(column) ? csv.at(r, column) : "");
+      cells.push_back(column == "attention"    ? attention
+                      : csv.has_column(column) ? csv.at(r, column)
+                                               : "");
     kept.push_back(std::move(cells));
   }
   return kept;
@@ -295,6 +320,7 @@ void run_bench_e2e(const E2eOptions& opt) {
   options.sparse_gemm = opt.sparse_backend == "cutlass" ? GemmBackendKind::CutlassSparse
                                                         : GemmBackendKind::CusparseLt;
   options.search_untuned = !opt.no_search;
+  if (!opt.attention.empty()) options.attention = runner::parse_prefill_attention(opt.attention);
   // Capacity for one M of the stage.
   const auto capacity = [&](std::int64_t m, runner::GpuModelOptions& o) {
     if (opt.stage == "prefill") {
@@ -358,11 +384,13 @@ void run_bench_e2e(const E2eOptions& opt) {
       row.status = "failed";
       row.error = e.what();
     }
-    std::printf("%s %s %s %s M=%lld: %s tokens/s  gemm %s ms  attention %s ms  other %s ms  %s\n",
-                name.c_str(), opt.stage.c_str(), pattern.c_str(), opt.dtype.c_str(),
-                static_cast<long long>(row.m), cell(row.tokens_per_s, 1).c_str(),
-                cell(row.gemm_ms, 3).c_str(), cell(row.attention_ms, 3).c_str(),
-                cell(row.other_ms, 3).c_str(), row.status.c_str());
+    std::printf(
+        "%s %s %s %s (%s attention) M=%lld: %s tokens/s  gemm %s ms  attention %s ms  other %s "
+        "ms  %s\n",
+        name.c_str(), opt.stage.c_str(), pattern.c_str(), opt.dtype.c_str(),
+        row_attention(opt, row).c_str(), static_cast<long long>(row.m),
+        cell(row.tokens_per_s, 1).c_str(), cell(row.gemm_ms, 3).c_str(),
+        cell(row.attention_ms, 3).c_str(), cell(row.other_ms, 3).c_str(), row.status.c_str());
     std::fflush(stdout);
     rows.push_back(row);
     const std::string lost = row.status == "failed" ? cuda_context_lost() : "";
@@ -409,6 +437,10 @@ void add_bench_e2e_command(CLI::App& bench) {
                   "with the dequantization in its epilogue)")
       ->check(CLI::IsMember({"cusparselt", "cutlass"}))
       ->capture_default_str();
+  cmd->add_option("--attention", opt->attention,
+                  "Prefill attention: cudnn (cuDNN's fused SDPA; the default when built with "
+                  "cuDNN) or own (the runner's kernel)")
+      ->check(CLI::IsMember({"cudnn", "own"}));
   cmd->add_flag("--unfused", opt->unfused,
                 "Run RMSNorm and the gated activation apart from the quantize(+lift)");
   cmd->add_flag("--no-search", opt->no_search,

@@ -5,6 +5,7 @@
 #include "gpu_common.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/gemm/gemm.hpp"
+#include "slidesparse/runner/attention_cudnn.hpp"
 
 namespace slidesparse::cli {
 
@@ -31,6 +32,7 @@ void add_info_command(CLI::App& app) {
                 !cutlass_sparse_available() ? "not built (no CUTLASS headers or no sm_90a target)"
                 : cc90                      ? "yes (sm_90a, INT8/FP8, fused dequantization)"
                                             : "built for sm_90a, needs cc 9.0");
+    std::printf("prefill attention   %s\n", runner::cudnn_attention_description().c_str());
     const bool sparse = d.cc_major >= 8;
     std::printf("2:4 sparse tensor cores  %s\n", sparse ? "yes" : "no (needs cc 8.0+)");
     for (Precision p : {Precision::INT8, Precision::FP8, Precision::BF16, Precision::FP16}) {

@@ -44,12 +44,17 @@ void run_on_gpu(const GpuRunRequest& request) {
     options.tuning = tuning.get();
   }
 
+  if (!request.attention.empty())
+    options.attention = runner::parse_prefill_attention(request.attention);
+
   runner::GpuModel model(request.model, options);
-  std::fprintf(stderr, "slidesparse: %s on the GPU: %s %s linears, pattern %s\n",
-               model.name().c_str(), precision_label(options.precision),
-               runner::gpu_backend_name(options.backend), options.pattern.zeros_name().c_str());
   std::vector<std::vector<int>> generated(request.prompts.size());
   std::vector<int> next = model.prefill(request.prompts);
+  std::fprintf(stderr,
+               "slidesparse: %s on the GPU: %s %s linears, pattern %s, %s prefill attention\n",
+               model.name().c_str(), precision_label(options.precision),
+               runner::gpu_backend_name(options.backend), options.pattern.zeros_name().c_str(),
+               runner::prefill_attention_name(model.prefill_attention()));
   if (!request.logits_out.empty()) {
     const std::vector<float> logits = model.last_logits();
     write_file_atomic(request.logits_out, std::string(reinterpret_cast<const char*>(logits.data()),

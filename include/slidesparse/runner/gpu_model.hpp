@@ -27,6 +27,17 @@ const char* gpu_backend_name(GpuBackend backend);  // "dense", "sparse"
 // "dense" or "sparse"; anything else throws InvalidArgument.
 GpuBackend parse_gpu_backend(const std::string& name);
 
+// The prefill attention (decode always runs the runner's own kernel, captured in its graphs).
+enum class PrefillAttention {
+  Cudnn,  // cuDNN's fused SDPA (runner/attention_cudnn.hpp), when this build has cuDNN
+  Own,    // the runner's FlashAttention-style kernel (attention_prefill)
+};
+const char* prefill_attention_name(PrefillAttention attention);  // "cudnn", "own"
+// "cudnn" or "own"; anything else throws InvalidArgument.
+PrefillAttention parse_prefill_attention(const std::string& name);
+// Cudnn when this build has cuDNN, else Own.
+PrefillAttention default_prefill_attention();
+
 struct GpuModelOptions {
   Precision precision = Precision::INT8;
   GpuBackend backend = GpuBackend::Sparse;
@@ -50,6 +61,9 @@ struct GpuModelOptions {
   // The sparse backend's 2:4 GEMM: cuSPARSELt, or our CUTLASS kernel with the dequantization in
   // its epilogue (INT8/FP8 on a cc 9.0 GPU; LinearOptions::sparse_backend).
   GemmBackendKind sparse_gemm = GemmBackendKind::CusparseLt;
+  // Cudnn needs a build with cuDNN (else InvalidArgument at construction). A shape or GPU that
+  // cuDNN refuses falls back to Own, said once per shape on stderr (prefill_attention() tells).
+  PrefillAttention attention = default_prefill_attention();
 };
 
 // Time spent per forward (prefill) or step (decode), when timing is on.
@@ -97,6 +111,8 @@ class GpuModel {
   GpuTimings last_timings() const;
   const ModelConfig& config() const;
   const GpuModelOptions& options() const;
+  // The attention the last prefill ran (Own where cuDNN refused its shape); options' before one.
+  PrefillAttention prefill_attention() const;
   std::int64_t batch_size() const;
   // Tokens cached for sequence s of the batch.
   std::int64_t sequence_length(std::int64_t s) const;
