@@ -40,8 +40,13 @@ import tempfile
 
 import numpy as np
 import torch
-from transformers import (BitNetConfig, BitNetForCausalLM, LlamaConfig, LlamaForCausalLM,
-                          Qwen2Config, Qwen2ForCausalLM)
+import transformers
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+try:  # BitNet joined transformers in 4.52
+    from transformers import BitNetConfig, BitNetForCausalLM
+except ImportError:
+    BitNetConfig = BitNetForCausalLM = None
 
 PROMPTS = [[1, 17, 300, 42, 7, 99, 250, 3], [5, 400, 11, 12, 13, 77, 500, 2, 9, 301, 64, 128, 6]]
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -57,18 +62,21 @@ NOISE_SHARE = {"cpu": 0.6, "cuda": 0.8}
 
 
 def models():
-    llama3 = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
-              "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+    # The older spelling (rope_theta + rope_scaling) works in transformers 4 and 5; 5 saves it
+    # as "rope_parameters", 4 as "rope_scaling": slidesparse reads both.
+    llama3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+              "high_freq_factor": 4.0,
               # small, so that the scaled and the smoothed frequency bands both matter here
               "original_max_position_embeddings": 64}
-    return {
-        "llama": (LlamaForCausalLM, LlamaConfig(**DIMS, rope_parameters=llama3,
+    available = {
+        "llama": (LlamaForCausalLM, LlamaConfig(**DIMS, rope_theta=500000.0, rope_scaling=llama3,
                                                 tie_word_embeddings=True)),
         "qwen2": (Qwen2ForCausalLM, Qwen2Config(**DIMS, rope_theta=1000000.0,
                                                 tie_word_embeddings=False)),
-        "bitnet": (BitNetForCausalLM, BitNetConfig(**{**DIMS, "num_key_value_heads": 2},
-                                                   tie_word_embeddings=False)),
     }
+    if BitNetConfig is not None:
+        available["bitnet"] = (BitNetForCausalLM, BitNetConfig(**DIMS, tie_word_embeddings=False))
+    return available
 
 
 def random_model(cls, config):
@@ -237,6 +245,9 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch
         for name in args.models.split(","):
+            if name not in available:
+                print(f"{name}: this transformers ({transformers.__version__}) lacks it: skipped")
+                continue
             cls, config = available[name]
             for mode in args.modes.split(","):
                 results.append(check(name, cls, config, mode, args, tmp))

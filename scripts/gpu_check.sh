@@ -26,7 +26,7 @@ has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 } | tee "$WORK/environment.txt"
 
 start=$SECONDS
-CUSPARSELT_ROOT=$(python3 -c 'import nvidia.cusparselt, os; print(os.path.dirname(nvidia.cusparselt.__file__))' 2>/dev/null || true)
+CUSPARSELT_ROOT=$(python3 -c 'import nvidia.cusparselt; print(list(nvidia.cusparselt.__path__)[0])' 2>/dev/null || true)
 # cuDNN lives only in the Python environment there (nvidia.cudnn is a namespace package).
 CUDNN_ROOT=$(python3 -c 'import nvidia.cudnn; print(list(nvidia.cudnn.__path__)[0])' 2>/dev/null || true)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
