@@ -104,7 +104,7 @@ def main(argv):
         path = os.path.join(plots, f"{benchmark}_{dtype}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
-        print(path)
+        print(os.path.relpath(path, argv[1]))  # no absolute paths in a committed log
     return 0
 
 
