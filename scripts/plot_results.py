@@ -5,7 +5,9 @@ Usage: plot_results.py RESULTS_DIR
 
 Reads RESULTS_DIR/plots/plot_data.csv (written by `slidesparse report`: benchmark, dtype,
 model, pattern, M, speedup, bound) and writes RESULTS_DIR/plots/<benchmark>_<dtype>.png:
-one panel per model, one line per pattern, its bound L/(L-2) dashed in the same colour.
+one panel per model, one line per pattern, its bound L/(L-2) dashed in the same colour, dense
+(1.0) as a black line, M on a log2 axis. A pattern ending in "+cutlass" (the end-to-end
+benchmark's sparse-cutlass backend) is drawn dotted in its pattern's colour.
 Exits 3 when matplotlib is not installed, so the report can say so.
 """
 import csv
@@ -17,9 +19,26 @@ MISSING_MATPLOTLIB = 3
 TITLES = {"prefill": "Prefill throughput", "decode": "Decode throughput", "kernel": "Kernel GEMM"}
 
 
+CUTLASS = "+cutlass"
+
+
+def base_pattern(pattern):
+    return pattern[: -len(CUTLASS)] if pattern.endswith(CUTLASS) else pattern
+
+
 def pattern_rank(pattern):
-    length = pattern.split("_")[-1]
-    return 1000 if length == "inf" else int(length)
+    length = base_pattern(pattern).split("_")[-1]
+    return (1000 if length == "inf" else int(length), pattern.endswith(CUTLASS))
+
+
+def pattern_label(pattern, bound):
+    """'6:8 (2_8), bound 1.33', as the report's tables name the patterns."""
+    base = base_pattern(pattern)
+    length = base.split("_")[-1]
+    name = f"dense lifted ({base})" if length == "inf" else f"{int(length) - 2}:{length} ({base})"
+    if pattern.endswith(CUTLASS):
+        name += " CUTLASS"
+    return f"{name}, bound {bound:.2f}"
 
 
 def main(argv):
@@ -44,21 +63,28 @@ def main(argv):
             series[key][row["model"]][row["pattern"]].append((int(row["M"]), float(row["speedup"])))
             bounds[row["pattern"]] = float(row["bound"])
 
-    patterns = sorted(bounds, key=pattern_rank)
-    colours = {p: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(patterns)}
+    bases = sorted({base_pattern(p) for p in bounds}, key=pattern_rank)
+    colours = {p: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(bases)}
     for (benchmark, dtype), models in sorted(series.items()):
         names = sorted(models)
-        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 1.2, 3.8), sharey=True, squeeze=False)
+        fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.8), sharey=True, squeeze=False)
         handles = {}
         for ax, model in zip(axes[0], names):
             all_ms = sorted({m for points in models[model].values() for m, _ in points})
             for pattern in sorted(models[model], key=pattern_rank):
                 points = sorted(models[model][pattern])
                 ms = [m for m, _ in points]
-                (line,) = ax.plot(ms, [s for _, s in points], marker="o", color=colours[pattern], label=pattern)
+                colour = colours[base_pattern(pattern)]
+                cutlass = pattern.endswith(CUTLASS)
+                (line,) = ax.plot(ms, [s for _, s in points], marker="s" if cutlass else "o",
+                                  linestyle=":" if cutlass else "-", color=colour)
                 handles[pattern] = line
-                ax.axhline(bounds[pattern], color=colours[pattern], linestyle="--", linewidth=0.8)
-            ax.axhline(1.0, color="black", linewidth=0.8)
+                ax.axhline(bounds[pattern], color=colour, linestyle="--", linewidth=0.8)
+            handles["dense"] = ax.axhline(1.0, color="black", linewidth=1.0)
+            if len(all_ms) == 1:  # one M: keep the point off the frame
+                ax.set_xlim(all_ms[0] / 2, all_ms[0] * 2)
+            else:
+                ax.margins(x=0.08)
             ax.set_xscale("log", base=2)
             ax.set_xticks(all_ms)
             ax.set_xticklabels([str(m) for m in all_ms], rotation=45, fontsize="small")
@@ -67,15 +93,18 @@ def main(argv):
             ax.set_xlabel("M (tokens)" if benchmark != "decode" else "M (sequences)")
             ax.grid(True, alpha=0.3)
         axes[0][0].set_ylabel("speedup over dense")
-        order = sorted(handles, key=pattern_rank)
-        fig.legend([handles[p] for p in order], order, title="pattern\n(dashed: bound)", loc="center right",
+        order = sorted((p for p in handles if p != "dense"), key=pattern_rank)
+        labels = [pattern_label(p, bounds[p]) for p in order] + ["dense = 1.0"]
+        fig.suptitle(f"{TITLES.get(benchmark, benchmark)} speedup over dense, {dtype.upper()}")
+        fig.tight_layout()
+        # Outside the panels, right of them: the saved image grows to hold it.
+        fig.legend([handles[p] for p in order] + [handles["dense"]], labels,
+                   title="pattern (dashed: its bound)", loc="center left", bbox_to_anchor=(1.0, 0.5),
                    fontsize="small")
-        fig.suptitle(f"{TITLES.get(benchmark, benchmark)} speedup, {dtype.upper()}")
-        fig.tight_layout(rect=(0, 0, 0.86, 1))
         path = os.path.join(plots, f"{benchmark}_{dtype}.png")
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
-        print(path)
+        print(os.path.relpath(path, argv[1]))  # no absolute paths in a committed log
     return 0
 
 

@@ -18,13 +18,15 @@ std::map<std::pair<std::string, std::int64_t>, CaseResult> case_results(const Cs
     const std::string& status = csv.at(row, "status");
     const std::string& error = csv.at(row, "error");
     auto [it, fresh] = out.try_emplace({csv.at(row, "pattern"), m}, CaseResult{status, error});
-    if (fresh) continue;
-    CaseResult& r = it->second;
-    if (r.status == "failed") continue;
-    if (status == "failed" || (status == "passed" && r.status == "skipped"))
-      r = {status, status == "failed" ? error : ""};
+    if (!fresh) merge_case_row(it->second, status, error);
   }
   return out;
+}
+
+void merge_case_row(CaseResult& r, const std::string& status, const std::string& error) {
+  if (r.status == "failed") return;
+  if (status == "failed" || (status == "passed" && r.status == "skipped"))
+    r = {status, status == "failed" ? error : ""};
 }
 
 }  // namespace slidesparse::pipeline

@@ -1,9 +1,12 @@
-// The measurements of one pipeline run, read back from the result files its status file
-// lists: only files in this GPU's result folders; every other result file under the
-// results folder is listed as ignored, with the reason. Private to the pipeline room.
+// The measurements of a results folder, read back from its result CSVs: for a pipeline run
+// the files its status file lists, only in this GPU's result folders; for a folder the
+// benchmarks wrote directly, every result CSV of one GPU. Every other result file under the
+// folder is listed as ignored, with the reason. Private to the pipeline room.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,9 +15,15 @@
 
 namespace slidesparse::pipeline {
 
+// In a folder of direct runs, the pattern of an end-to-end row of the sparse-cutlass
+// backend carries this suffix ("2_8+cutlass"): its own table column, apart from cuSPARSELt's.
+inline constexpr const char* kCutlassSeries = "+cutlass";
+
 // One row of e2e_prefill.csv / e2e_decode.csv (docs/results-format.md).
 struct EndToEndRow {
   std::string model, dtype, pattern;  // pattern: "dense" or "2_8"
+  std::string backend;                // dense, sparse, sparse-cutlass
+  std::string file;                   // the CSV, relative to the results folder
   std::int64_t m = 0;
   double tokens_per_s = 0, requests_per_s = 0, gemm_ms = 0, attention_ms = 0, other_ms = 0;
   std::string status, error;
@@ -23,9 +32,11 @@ struct EndToEndRow {
 // One row of kernel_bench.csv (one layer of one model at one M and pattern).
 struct KernelRow {
   std::string model, dtype, layer, pattern;
+  std::string file;  // the CSV, relative to the results folder
   std::int64_t m = 0;
   double dense_gemm_us = 0, sparse_gemm_us = 0, dense_layer_us = 0, sparse_layer_us = 0;
   double quant_lift_gbps = 0, quant_lift_vs_copy = 0;
+  double copy_gbps = 0;  // device-to-device copy bandwidth measured in the same run
   std::string status, error;
 };
 
@@ -38,5 +49,39 @@ struct RunResults {
 };
 
 RunResults read_run_results(const PipelineStatus& status, const std::string& results_dir);
+
+// A result folder's name as the benchmarks make it (`slidesparse info` prints it per dtype):
+// <GPU>_cc<XY>_<DTYPE>_cu<XYZ>_<arch>, e.g. H100_cc90_INT8_cu130_x86_64.
+struct GpuFolder {
+  std::string gpu;    // "H100"
+  std::string cc;     // "9.0"
+  std::string dtype;  // "int8", "fp8", "bf16", "fp16"
+  std::string cuda;   // "13.0"
+  std::string arch;   // "x86_64"
+  // The name without its dtype ("H100_cc90_cu130_x86_64"): results of one setup compare.
+  std::string setup;
+  std::string describe() const;  // "H100, cc 9.0, CUDA 13.0, x86_64"
+};
+
+// Nothing when `name` is not such a folder name.
+std::optional<GpuFolder> parse_gpu_folder(const std::string& name);
+
+// A folder that `slidesparse bench kernel|e2e` wrote directly (no status.json): the result
+// CSVs of one GPU setup. A CSV outside a GPU folder counts as that setup's when it is the
+// folder's only one (listed in `unplaced`), and is left out when there are several.
+struct BenchFolderResults {
+  RunResults results;
+  std::string setup;                        // "" when no CSV is in a GPU folder
+  std::optional<GpuFolder> gpu;             // one of the setup's folders
+  std::vector<std::string> folders;         // the setup's GPU folder names, one per dtype
+  std::map<std::string, int> other_setups;  // setups left out → their result files
+  std::vector<std::string> unplaced;        // CSVs outside a GPU folder, taken as this setup's
+  std::vector<std::string> replaced;        // "B replaces N rows of A" (same case, two files)
+};
+
+// Every result CSV below `results_dir` (but plots/). `setup` picks the GPU when there are
+// several ("": the one with the most result files, then by name); InvalidArgument when it
+// names none of them.
+BenchFolderResults read_bench_folder(const std::string& results_dir, const std::string& setup);
 
 }  // namespace slidesparse::pipeline

@@ -17,6 +17,9 @@ struct CaseResult {
   std::string error;   // the first failed (or skipped) row's error
 };
 
+// Folds one more row of a case into its result (the rule below).
+void merge_case_row(CaseResult& result, const std::string& status, const std::string& error);
+
 // Keyed by (pattern, M). A case with several rows (one per layer) failed if any row
 // failed, passed if the rest passed, and is skipped only if every row was.
 std::map<std::pair<std::string, std::int64_t>, CaseResult> case_results(const CsvFile& csv);

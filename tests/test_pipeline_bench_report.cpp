@@ -1,0 +1,297 @@
+// The report of a folder the benchmarks wrote directly, without status.json
+// (tests/data/pipeline/bench_run): real rows of the first H100 run (docs/results/2026-11-23_h100)
+// plus two failed rows made for the test (that run had no failure): a kernel layer that hit an
+// illegal memory access and a decode case out of memory.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "slidesparse/error.hpp"
+#include "slidesparse/pipeline/report.hpp"
+
+namespace slidesparse::pipeline {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kData = std::string(SLIDESPARSE_TEST_DATA_DIR) + "/pipeline";
+const std::string kRepo = fs::path(SLIDESPARSE_TEST_DATA_DIR).parent_path().parent_path().string();
+
+std::string read(const fs::path& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+ReportOptions no_plots() {
+  ReportOptions o;
+  o.plots = false;
+  return o;
+}
+
+// A copy of the fixture: the report writes into the folder.
+class BenchReport : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("bench_report_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+            std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::copy(kData + "/bench_run", dir_, fs::copy_options::recursive);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string report(const ReportOptions& options) {
+    result_ = write_report(dir_.string(), options);
+    EXPECT_FALSE(result_.pipeline);
+    EXPECT_EQ(result_.markdown_path, (dir_ / "report.md").string());
+    return read(dir_ / "report.md");
+  }
+
+  // Another GPU's kernel CSV (the pipeline fixture's A100 one) beside the H100 results.
+  void add_a100_results() {
+    const fs::path folder = dir_ / "kernel" / "A100_cc80_INT8_cu130_x86_64";
+    fs::create_directories(folder);
+    fs::copy_file(kData +
+                      "/report_run/kernel-high/llama3.2-1b/int8/A100_cc80_INT8_cu130_x86_64/"
+                      "kernel_bench.csv",
+                  folder / "kernel_bench.csv");
+  }
+
+  fs::path dir_;
+  ReportResult result_;
+};
+
+TEST_F(BenchReport, SaysItCameFromDirectRunsAndHasNoTaskTable) {
+  const std::string md = report(no_plots());
+  EXPECT_TRUE(contains(md, "# SlideSparse benchmark report: `" + dir_.filename().string() + "`"));
+  EXPECT_TRUE(contains(md, "This folder came from direct benchmark runs")) << md;
+  EXPECT_TRUE(contains(md, "not a pipeline: it has no status.json, so there is no task table"));
+  EXPECT_FALSE(contains(md, "## Tasks")) << md;
+  EXPECT_FALSE(contains(md, "## Pass matrices")) << md;
+  EXPECT_TRUE(contains(md,
+                       "- GPU: H100, cc 9.0, CUDA 13.0, x86_64 (folders "
+                       "`H100_cc90_FP8E4M3_cu130_x86_64`, `H100_cc90_INT8_cu130_x86_64`)"))
+      << md;
+  // Cases: e2e rows; kernel (pattern, M) over the layers: INT8 2 patterns × 2 M + 2_8 at
+  // 16384 (one layer failed), FP8 2_4 at 4096.
+  EXPECT_TRUE(contains(md, "- prefill cases: 3 passed, 0 failed\n")) << md;
+  EXPECT_TRUE(contains(md, "- decode cases: 2 passed, 1 failed\n")) << md;
+  EXPECT_TRUE(contains(md, "- kernel cases: 5 passed, 1 failed\n")) << md;
+  // The e2e CSVs sit outside a GPU folder: taken as this GPU's, and said so.
+  EXPECT_TRUE(contains(md,
+                       "taken as measured on this GPU (the only one whose results are here): "
+                       "`e2e/e2e_decode.csv`, `e2e/e2e_prefill.csv`"))
+      << md;
+}
+
+TEST_F(BenchReport, TablesHoldTheNumbersOfTheCsvs) {
+  const std::string md = report(no_plots());
+  // Prefill: 178,297.8 / 185,548.8 = 0.96x, 48% of 2x; 156,693.5 / 185,548.8 = 0.84x, 63%.
+  EXPECT_TRUE(contains(md, "| M | dense tok/s | 2:4 (2_4) | 6:8 (2_8) |")) << md;
+  EXPECT_TRUE(contains(md, "| 4096 | 185,549 | 178,298 · 0.96x · 48% | 156,694 · 0.84x · 63% |"))
+      << md;
+  // Decode: 18,360 / 31,640.1 = 0.58x, 44% of 1.33x; the failed 2_4 case shows its class.
+  EXPECT_TRUE(contains(md, "| 64 | 31,640 | ❌ out of memory | 18,360 · 0.58x · 44% |")) << md;
+  // Kernel GEMM, qkv + o: 2_4 M=64 (12.03+17.12)/(9.60+13.41) = 1.27x (63%); M=4096
+  // 167.78/151.46 = 1.11x (55%); 2_8 M=64 23.81/22.05 = 1.08x (81%), M=4096 171.07/206.43 =
+  // 0.83x (62%); 2_8 M=16384 has a failed layer.
+  EXPECT_TRUE(contains(md, "**qwen2.5-7b, INT8**\n\n| M | 2:4 (2_4) | 6:8 (2_8) |")) << md;
+  EXPECT_TRUE(contains(md, "| 64 | 1.27x · 63% | 1.08x · 81% |")) << md;
+  EXPECT_TRUE(contains(md, "| 4096 | 1.11x · 55% | 0.83x · 62% |")) << md;
+  EXPECT_TRUE(contains(md, "| 16384 |  | ❌ illegal memory access |")) << md;
+  // FP8 in its own table: (106.98+87.20)/(82.27+68.35) = 1.29x, 64%.
+  EXPECT_TRUE(
+      contains(md, "**qwen2.5-7b, FP8**\n\n| M | 2:4 (2_4) |\n|---|---|\n| 4096 | 1.29x · 64% |"))
+      << md;
+  // Quantize + lift, FP8 2_4: median of 2454.1 and 2458.5 GB/s, of 0.823 and 0.824 of copy.
+  EXPECT_TRUE(contains(md, "| FP8 | 2:4 (2_4) | 2456 | 82% |")) << md;
+  // INT8 before FP8 in the kernel tables.
+  EXPECT_LT(md.find("**qwen2.5-7b, INT8**"), md.find("**qwen2.5-7b, FP8**"));
+}
+
+TEST_F(BenchReport, FailedRowsAreListedWithTheirError) {
+  const std::string md = report(no_plots());
+  EXPECT_TRUE(contains(md, "| benchmark | file | model | cases | error class | error |")) << md;
+  EXPECT_TRUE(contains(md,
+                       "| kernel | `kernel/H100_cc90_INT8_cu130_x86_64/kernel_bench.csv` | "
+                       "qwen2.5-7b INT8 | 2_8 M=16384 (qkv) | illegal memory access | cuSPARSELt: "
+                       "CUDA error: an illegal memory access was encountered |"))
+      << md;
+  EXPECT_TRUE(contains(md,
+                       "| decode | `e2e/e2e_decode.csv` | llama3.2-1b INT8 | 2_4 M=64 | out of "
+                       "memory | out of memory: cudaMalloc of 4096 MiB failed |"))
+      << md;
+}
+
+TEST_F(BenchReport, HardwareNotesComeFromTheFolderTheInfoOutputAndTheTuningDatabase) {
+  const std::string md = report(no_plots());
+  EXPECT_TRUE(contains(md, "| GPU | NVIDIA H100 80GB HBM3 |")) << md;
+  EXPECT_TRUE(contains(md, "| compute capability | 9.0 (132 SMs, 1980 MHz max) |")) << md;
+  EXPECT_TRUE(contains(md, "| cuBLASLt | 130100 |")) << md;
+  EXPECT_TRUE(contains(md, "| cuSPARSELt | 800 |")) << md;
+  EXPECT_TRUE(contains(md, "| CPU architecture | x86_64 |")) << md;
+  EXPECT_TRUE(contains(md,
+                       "| device-to-device copy | 2982 GB/s (read + write), measured by the "
+                       "kernel benchmark |"))
+      << md;
+  EXPECT_TRUE(contains(md, "| INT8 | supported, results in `H100_cc90_INT8_cu130_x86_64/` |"));
+  EXPECT_TRUE(contains(md, "| FP8 | supported, results in `H100_cc90_FP8E4M3_cu130_x86_64/` |"));
+  EXPECT_FALSE(contains(md, "| BF16 |")) << md;  // info lists it, but nothing was measured
+  EXPECT_TRUE(contains(md,
+                       "- tuning database `kernel/tuning.json`: made on NVIDIA H100 80GB "
+                       "HBM3 (cc 9.0), driver 13000, CUDA runtime 13000, cuBLASLt 130100, "
+                       "cuSPARSELt 800"))
+      << md;
+
+  // Without the info output: the tuning database's key names the GPU, driver and libraries.
+  fs::remove(dir_ / "environment.txt");
+  const std::string without = report(no_plots());
+  EXPECT_TRUE(contains(without, "| GPU | NVIDIA H100 80GB HBM3 |")) << without;
+  EXPECT_TRUE(contains(without, "| compute capability | 9.0 |")) << without;
+  EXPECT_TRUE(contains(without, "| driver | 13000 (CUDA 13.0) |")) << without;
+  EXPECT_TRUE(contains(without, "| cuBLASLt | 130100 |")) << without;
+  EXPECT_FALSE(contains(without, "| memory |")) << without;
+
+  // Nor a tuning database: the folder names alone.
+  fs::remove(dir_ / "kernel" / "tuning.json");
+  const std::string bare = report(no_plots());
+  EXPECT_TRUE(contains(bare, "| GPU | H100 |")) << bare;
+  EXPECT_TRUE(contains(bare, "| CUDA runtime | 13.0 |")) << bare;
+  EXPECT_FALSE(contains(bare, "| cuBLASLt |")) << bare;
+}
+
+TEST_F(BenchReport, OtherCsvsAreLeftOutWithTheReason) {
+  const std::string md = report(no_plots());
+  ASSERT_EQ(result_.ignored.size(), 1u);
+  EXPECT_EQ(result_.ignored[0].first, "notes.csv");
+  EXPECT_TRUE(contains(md,
+                       "- `notes.csv`: not a result file of `slidesparse bench kernel` or "
+                       "`bench e2e`"))
+      << md;
+}
+
+TEST_F(BenchReport, TwoGpusAreNeverMixed) {
+  add_a100_results();
+  const std::string md = report(no_plots());
+  // The H100 (two files in GPU folders) is reported; the A100's rows (llama3.2-1b kernels) stay
+  // out.
+  EXPECT_TRUE(contains(md, "- GPU: H100, cc 9.0, CUDA 13.0, x86_64")) << md;
+  EXPECT_FALSE(contains(md, "**llama3.2-1b, INT8**\n\n| M | 2:4 (2_4) | 6:8 (2_8) |")) << md;
+  EXPECT_FALSE(contains(md, "1.60x")) << md;  // the A100's 2_4 at 4096
+  EXPECT_TRUE(contains(md,
+                       "- `kernel/A100_cc80_INT8_cu130_x86_64/kernel_bench.csv`: from another "
+                       "GPU or setup (folder A100_cc80_INT8_cu130_x86_64; this report covers "
+                       "H100_cc90_cu130_x86_64)"))
+      << md;
+  EXPECT_TRUE(contains(md,
+                       "Results of other GPUs in this folder, left out (never mixed with "
+                       "these): A100_cc80_cu130_x86_64 (1 file)"))
+      << md;
+  // The e2e CSVs outside a GPU folder can no longer be told apart: left out.
+  EXPECT_FALSE(contains(md, "### Prefill throughput")) << md;
+  EXPECT_TRUE(contains(md,
+                       "- `e2e/e2e_prefill.csv`: not in a GPU folder, and this folder holds "
+                       "results of 2 GPUs"))
+      << md;
+
+  // --gpu picks the other one, alone.
+  ReportOptions a100 = no_plots();
+  a100.gpu = "A100_cc80_cu130_x86_64";
+  const std::string other = report(a100);
+  EXPECT_TRUE(contains(other, "- GPU: A100, cc 8.0, CUDA 13.0, x86_64")) << other;
+  EXPECT_TRUE(contains(other, "| 4096 | 1.60x · 80% | 1.25x · 94% |")) << other;
+  EXPECT_FALSE(contains(other, "qwen2.5-7b")) << other;
+  EXPECT_FALSE(contains(other, "| GPU | NVIDIA H100 80GB HBM3 |")) << other;  // not its info
+  EXPECT_TRUE(contains(other,
+                       "tuning database `kernel/tuning.json`: made on NVIDIA H100 80GB "
+                       "HBM3 (cc 9.0), driver 13000, CUDA runtime 13000, cuBLASLt 130100, "
+                       "cuSPARSELt 800, not this GPU"))
+      << other;
+
+  ReportOptions unknown = no_plots();
+  unknown.gpu = "B200_cc100_cu130_x86_64";
+  try {
+    write_report(dir_.string(), unknown);
+    ADD_FAILURE() << "an unknown --gpu was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_TRUE(contains(e.what(), "A100_cc80_cu130_x86_64, H100_cc90_cu130_x86_64")) << e.what();
+  }
+}
+
+TEST_F(BenchReport, CutlassRowsAndConvertedModelNamesKeepTheirPlace) {
+  // A sparse-cutlass row of a converted model folder (llama3.2-1b-2_8-int8): its own column
+  // beside cuSPARSELt's 2_8, in the table of the original model. 170,000 / 185,548.8 = 0.92x.
+  std::ofstream(dir_ / "e2e" / "e2e_prefill.csv", std::ios::app)
+      << "llama3.2-1b-2_8-int8,prefill,sparse-cutlass,2_8,int8,4096,166.0,170000.0,14.0,8.8,"
+         "1.9,passed,\n";
+  ReportOptions options;
+  options.python = {"/bin/sh", "-c", "exit 3"};  // no matplotlib: plot_data.csv is still written
+  options.plot_script = kRepo + "/scripts/plot_results.py";
+  const std::string md = report(options);
+  EXPECT_TRUE(contains(md, "| M | dense tok/s | 2:4 (2_4) | 6:8 (2_8) | 6:8 (2_8) CUTLASS |"))
+      << md;
+  EXPECT_TRUE(contains(md, "| 156,694 · 0.84x · 63% | 170,000 · 0.92x · 69% |")) << md;
+  const std::string data = read(dir_ / "plots" / "plot_data.csv");
+  EXPECT_TRUE(contains(data, "prefill,int8,llama3.2-1b,2_8+cutlass,4096,0.9162,1.3333\n")) << data;
+  EXPECT_TRUE(contains(data, "kernel,fp8,qwen2.5-7b,2_4,4096,1.2892,2.0000\n")) << data;
+  EXPECT_FALSE(contains(data, "kernel,int8,qwen2.5-7b,2_8,16384")) << data;  // failed
+}
+
+TEST_F(BenchReport, PlotsAreDrawnAndEmbedded) {
+  if (std::system("python3 -c 'import matplotlib' > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "python3 has no matplotlib here";
+  ReportOptions options;
+  options.plot_script = kRepo + "/scripts/plot_results.py";
+  const std::string md = report(options);
+  ASSERT_EQ(result_.plots.size(), 4u) << result_.plot_note;
+  for (const char* png : {"plots/prefill_int8.png", "plots/decode_int8.png",
+                          "plots/kernel_int8.png", "plots/kernel_fp8.png"}) {
+    EXPECT_TRUE(fs::file_size(dir_ / png) > 1000) << png;
+    EXPECT_TRUE(contains(md, std::string("](") + png + ")")) << md;
+  }
+  // A second report does not read its own plot data back as a result file.
+  report(options);
+  EXPECT_EQ(result_.ignored.size(), 1u);
+}
+
+TEST(BenchReportFolder, AFolderWithoutResultsIsAnErrorNamingIt) {
+  const fs::path empty =
+      fs::temp_directory_path() / ("bench_report_empty_" + std::to_string(::getpid()));
+  fs::create_directories(empty / "logs");
+  std::ofstream(empty / "logs" / "run.log") << "nothing measured\n";
+  try {
+    write_report(empty.string(), {});
+    ADD_FAILURE() << "a folder without results was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_TRUE(contains(e.what(), empty.string())) << e.what();
+    EXPECT_TRUE(contains(e.what(), "no status.json and no benchmark result CSV")) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(empty / "report.md"));
+  fs::remove_all(empty);
+}
+
+TEST(BenchReportFolder, APipelineFolderRefusesGpu) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("bench_report_gpu_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::copy(kData + "/report_run", dir, fs::copy_options::recursive);
+  ReportOptions options = no_plots();
+  options.gpu = "H100_cc90_cu130_x86_64";
+  EXPECT_THROW(write_report(dir.string(), options), InvalidArgument);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace slidesparse::pipeline
