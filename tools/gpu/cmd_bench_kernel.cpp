@@ -15,6 +15,8 @@ void add_sweep_options(CLI::App& cmd, KernelSweepOptions& opt) {
       ->capture_default_str();
   cmd.add_option("--dtype", opt.dtypes, "int8,fp8,bf16,fp16")->capture_default_str();
   cmd.add_option("--reps", opt.reps, "Timed repetitions per measurement")->capture_default_str();
+  cmd.add_flag("--warm-l2", opt.warm_l2,
+               "Time runs back to back with a warm L2 (default: L2 flushed before each run)");
   cmd.add_option("--seed", opt.seed, "Random seed")->capture_default_str();
   cmd.add_option("--sparse-backend", opt.sparse_backend,
                  "2:4 GEMM of the sparse path: cusparselt, cutlass (our sm_90a GEMM with fused "

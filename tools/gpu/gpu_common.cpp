@@ -44,11 +44,27 @@ std::string precision_unsupported_reason(const DeviceInfo& device, Precision pre
   return "";
 }
 
-double time_median_us(const std::function<void()>& fn, cudaStream_t stream, int warmup, int reps) {
+L2Flusher::L2Flusher() {
+  int device = 0, l2_bytes = 0;
+  SLIDESPARSE_CHECK_CUDA(cudaGetDevice(&device));
+  SLIDESPARSE_CHECK_CUDA(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device));
+  buffer_ = DeviceBuffer<std::uint8_t>(2 * static_cast<std::size_t>(l2_bytes));
+}
+
+void L2Flusher::flush(cudaStream_t stream) {
+  if (buffer_.size() == 0) return;
+  // A new value each time, so no cache line can keep its old contents.
+  SLIDESPARSE_CHECK_CUDA(
+      cudaMemsetAsync(buffer_.get(), static_cast<int>(++rounds_ & 0xFFu), buffer_.size(), stream));
+}
+
+double time_median_us(const std::function<void()>& fn, cudaStream_t stream, int warmup, int reps,
+                      L2Flusher* l2) {
   for (int i = 0; i < warmup; ++i) fn();
   std::vector<CudaEvent> starts(static_cast<std::size_t>(reps));
   std::vector<CudaEvent> stops(static_cast<std::size_t>(reps));
   for (int i = 0; i < reps; ++i) {
+    if (l2) l2->flush(stream);
     SLIDESPARSE_CHECK_CUDA(cudaEventRecord(starts[i].get(), stream));
     fn();
     SLIDESPARSE_CHECK_CUDA(cudaEventRecord(stops[i].get(), stream));

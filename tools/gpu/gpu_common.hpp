@@ -23,9 +23,23 @@ TuningKey current_tuning_key(const DeviceInfo& device);
 // Why `precision` cannot run on `device` ("" when it can): FP8 needs cc >= 8.9.
 std::string precision_unsupported_reason(const DeviceInfo& device, Precision precision);
 
+// Overwrites a buffer of twice the GPU's L2 size, so that the next kernel reads its operands
+// from device memory, as a layer inside a model does (the other layers evict its weights).
+class L2Flusher {
+ public:
+  L2Flusher();  // sized for the current device
+  void flush(cudaStream_t stream);
+
+ private:
+  DeviceBuffer<std::uint8_t> buffer_;
+  unsigned rounds_ = 0;
+};
+
 // Median time in microseconds of `reps` runs of `fn` on `stream` after `warmup` runs,
-// timed with CUDA events around each run.
-double time_median_us(const std::function<void()>& fn, cudaStream_t stream, int warmup, int reps);
+// timed with CUDA events around each run. With `l2`, L2 is flushed before each timed run,
+// outside its events (the GEMM search times its candidates the same way).
+double time_median_us(const std::function<void()>& fn, cudaStream_t stream, int warmup, int reps,
+                      L2Flusher* l2 = nullptr);
 
 // A CSV table written atomically (temporary file, then rename) each time save() is called,
 // so a crash mid-run keeps every row finished so far.

@@ -201,16 +201,18 @@ int count_ok(const std::vector<AlgoTiming>& timings) {
 }
 
 void write_summary(const std::string& path, const std::vector<Cell>& cells, Precision precision,
-                   const DeviceInfo& device, double copy_gbs) {
+                   const DeviceInfo& device, double copy_gbs, bool warm_l2) {
   std::string md = "# Kernel benchmark: " + std::string(precision_label(precision)) + " on " +
                    device.name + "\n\n";
   md +=
       "GEMM speedup of each pattern over tuned cuBLASLt dense on the same pruned quantized "
       "weights (same run); in brackets the whole layer (quantize(+lift) → GEMM → dequantize) "
       "against the faster dense layer (cuBLASLt + dequantize kernel, or for FP8 on cc 9.0 "
-      "cuBLASLt with the dequantization in its epilogue). "
-      "Device-to-device copy bandwidth in this run: " +
-      format_double(copy_gbs, 0) + " GB/s.\n\n";
+      "cuBLASLt with the dequantization in its epilogue). " +
+      std::string(warm_l2 ? "Timed back to back, with whatever L2 still held (--warm-l2). "
+                          : "L2 flushed before every timed run: weights and activations come "
+                            "from device memory, as inside a model. ") +
+      "Device-to-device copy bandwidth in this run: " + format_double(copy_gbs, 0) + " GB/s.\n\n";
   std::vector<std::string> patterns;
   for (const auto& c : cells)
     if (std::find(patterns.begin(), patterns.end(), c.pattern.zeros_name()) == patterns.end())
@@ -334,6 +336,10 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
         TuningDb::open_or_create(opt.tuning, current_tuning_key(device)));
   SearchOptions search;
   search.reps = std::max(5, opt.reps / 2);
+  search.flush_l2 = !opt.warm_l2;
+  std::optional<L2Flusher> flusher;
+  if (!opt.warm_l2) flusher.emplace();
+  L2Flusher* l2 = flusher ? &*flusher : nullptr;
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   make_dir(opt.out);
 
@@ -354,7 +360,7 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
         table.add_row(cell_row(c, precision, t24, copy_gbs, with_cutlass));
       }
       table.save();
-      write_summary(folder + "/kernel_bench.md", cells, precision, device, copy_gbs);
+      write_summary(folder + "/kernel_bench.md", cells, precision, device, copy_gbs, opt.warm_l2);
     };
 
     for (const BenchShape& shape : shapes) {
@@ -493,7 +499,7 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
               c.sparse_gemm_us =
                   opt.tune_only ? best_sparse.median_us
                                 : time_median_us([&] { layer.run_gemm(m, LinearPath::Sparse, s); },
-                                                 s, 3, opt.reps);
+                                                 s, 3, opt.reps, l2);
               // Dense: searched once per M (on the first pattern's layer), then the remembered
               // algorithm is prepared on each later layer and timed on its pruned weights.
               layer.quantize_input(xp, m, LinearPath::Dense, s);
@@ -511,7 +517,7 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
               c.dense_gemm_us =
                   opt.tune_only ? dense_search_us[m]
                                 : time_median_us([&] { layer.run_gemm(m, LinearPath::Dense, s); },
-                                                 s, 3, opt.reps);
+                                                 s, 3, opt.reps, l2);
               if (tuning) {
                 tuning->put({backend_name(sparse_kind), precision_name(precision),
                              pattern.zeros_name(), layer.n_gemm(), layer.k_gemm(LinearPath::Sparse),
@@ -558,7 +564,7 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                   c.cutlass_dense_us =
                       opt.tune_only ? cutlass_dense_search_us[m]
                                     : time_median_us([&] { cd.run_gemm(m, LinearPath::Dense, s); },
-                                                     s, 3, opt.reps);
+                                                     s, 3, opt.reps, l2);
                   if (tuning)
                     tuning->put({backend_name(GemmBackendKind::CutlassDense),
                                  precision_name(precision), "dense", cd.n_gemm(),
@@ -587,7 +593,7 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                   c.dense_fused_gemm_us =
                       opt.tune_only ? fused_dense_search_us[m]
                                     : time_median_us([&] { fd.run_gemm(m, LinearPath::Dense, s); },
-                                                     s, 3, opt.reps);
+                                                     s, 3, opt.reps, l2);
                   if (tuning)
                     tuning->put({backend_name(GemmBackendKind::CublasLtFused),
                                  precision_name(precision), "dense", fd.n_gemm(),
@@ -595,7 +601,7 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                                  c.dense_fused_gemm_us});
                   if (!opt.tune_only)
                     c.dense_fused_layer_us = time_median_us(
-                        [&] { fd.forward(xp, m, yp, s, LinearPath::Dense); }, s, 3, opt.reps);
+                        [&] { fd.forward(xp, m, yp, s, LinearPath::Dense); }, s, 3, opt.reps, l2);
                 } catch (const Error& e) {
                   c.error +=
                       std::string(c.error.empty() ? "" : "; ") + "cublaslt_fused: " + e.what();
@@ -608,11 +614,11 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
               c.dense_fallback_mb = static_cast<double>(layer.dense_weight_bytes()) / 1e6;
               if (!opt.tune_only) {
                 c.sparse_layer_us = time_median_us(
-                    [&] { layer.forward(xp, m, yp, s, LinearPath::Sparse); }, s, 3, opt.reps);
+                    [&] { layer.forward(xp, m, yp, s, LinearPath::Sparse); }, s, 3, opt.reps, l2);
                 c.dense_layer_us = time_median_us(
-                    [&] { layer.forward(xp, m, yp, s, LinearPath::Dense); }, s, 3, opt.reps);
+                    [&] { layer.forward(xp, m, yp, s, LinearPath::Dense); }, s, 3, opt.reps, l2);
                 c.lift_us = time_median_us(
-                    [&] { layer.quantize_input(xp, m, LinearPath::Sparse, s); }, s, 3, opt.reps);
+                    [&] { layer.quantize_input(xp, m, LinearPath::Sparse, s); }, s, 3, opt.reps, l2);
                 // Bytes the kernel must move: X read once (BF16/F16), the lifted row written
                 // at its padded width, and one float scale per token where it quantizes.
                 const double scale_bytes = precision_is_quantized(precision) ? 4.0 : 0.0;

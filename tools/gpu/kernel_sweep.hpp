@@ -20,6 +20,9 @@ struct KernelSweepOptions {
   // CUTLASS dense GEMM with the same epilogue in extra ones).
   std::string sparse_backend = "cusparselt";
   int reps = 20;
+  // Timings flush L2 before each run (weights from device memory, as inside a model); true
+  // times back-to-back runs instead, with whatever L2 still holds.
+  bool warm_l2 = false;
   std::uint64_t seed = 1;
 };
 
