@@ -50,6 +50,8 @@ struct Cell {
   std::string cutlass_algo;
   // ... and the CUTLASS dense GEMM with the same epilogue, on the pruned weights unpacked.
   double cutlass_dense_us = NAN;
+  // The whole sparse layer on the CUTLASS GEMM: quantize+lift, then the GEMM that dequantizes.
+  double cutlass_layer_us = NAN;
   // FP8 on cc 9.0: cuBLASLt with the dequantization in its epilogue (the GEMM, and the dense
   // layer built on it), on the same pruned weights.
   double dense_fused_gemm_us = NAN, dense_fused_layer_us = NAN;
@@ -102,7 +104,7 @@ const std::vector<std::string> kColumns = {"model",
 // Extra columns of --sparse-backend both.
 const std::vector<std::string> kCutlassColumns = {
     "cutlass_gemm_epilogue_us", "speedup_cutlass_gemm", "cutlass_algo", "cutlass_dense_epilogue_us",
-    "speedup_cutlass_vs_cutlass_dense"};
+    "speedup_cutlass_vs_cutlass_dense", "cutlass_layer_us", "speedup_cutlass_layer"};
 
 std::vector<std::string> columns(bool with_cutlass) {
   std::vector<std::string> out = kColumns;
@@ -180,7 +182,8 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24
   if (with_cutlass) {
     const std::vector<std::string> extra = {
         fmt_us(c.cutlass_gemm_us), fmt_ratio(c.dense_gemm_us / c.cutlass_gemm_us), c.cutlass_algo,
-        fmt_us(c.cutlass_dense_us), fmt_ratio(c.cutlass_dense_us / c.cutlass_gemm_us)};
+        fmt_us(c.cutlass_dense_us), fmt_ratio(c.cutlass_dense_us / c.cutlass_gemm_us),
+        fmt_us(c.cutlass_layer_us), fmt_ratio(c.best_dense_layer_us() / c.cutlass_layer_us)};
     row.insert(row.end() - 2, extra.begin(), extra.end());
   }
   return row;
@@ -538,6 +541,10 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                           : time_median_us(
                                 [&] { cutlass_layer->run_gemm(m, LinearPath::Sparse, s); }, s, 3,
                                 opt.reps);
+                  if (!opt.tune_only)
+                    c.cutlass_layer_us = time_median_us(
+                        [&] { cutlass_layer->forward(xp, m, yp, s, LinearPath::Sparse); }, s, 3,
+                        opt.reps, l2);
                   if (tuning)
                     tuning->put({backend_name(GemmBackendKind::CutlassSparse),
                                  precision_name(precision), pattern.zeros_name(),
