@@ -182,6 +182,7 @@ void GpuModel::Impl::load(WeightSource& source) {
   lo.build_dense = options.backend == GpuBackend::Dense;
   lo.tuning = options.tuning;
   lo.sparse_backend = options.sparse_gemm;
+  lo.dense_backend = options.dense_gemm;
 
   const std::vector<std::uint16_t> embed_host =
       source.bf16_tensor("model.embed_tokens.weight", {c.vocab, c.hidden});

@@ -45,14 +45,16 @@ struct E2eOptions {
   bool unfused = false;    // norms and activation not fused into the quantize(+lift)
   bool no_search = false;  // without --tuning: library defaults instead of a search per M
   std::string sparse_backend = "cusparselt";
+  std::string dense_gemm;  // "" = the layer's choice (plain cuBLASLt without a tuning database)
   std::string attention;  // "" = the runner's default (cudnn when built with cuDNN)
 };
 
 // The CSV's backend: dense, sparse (cuSPARSELt) or sparse-cutlass (our kernel), so rows of the
-// two sparse GEMMs keep apart.
+// two sparse GEMMs keep apart; a dense GEMM asked for by name is named too (dense-cublaslt,
+// dense-cublaslt_fused, dense-cutlass_dense), so the best dense can be found among them.
 std::string backend_label(const E2eOptions& opt) {
-  return opt.backend == "sparse" && opt.sparse_backend == "cutlass" ? "sparse-cutlass"
-                                                                    : opt.backend;
+  if (opt.backend == "sparse") return opt.sparse_backend == "cutlass" ? "sparse-cutlass" : "sparse";
+  return opt.dense_gemm.empty() ? "dense" : "dense-" + opt.dense_gemm;
 }
 
 // The attention asked for the stage: decode steps always run the runner's decode kernel.
@@ -319,6 +321,11 @@ void run_bench_e2e(const E2eOptions& opt) {
   options.fuse_quantize = !opt.unfused;
   options.sparse_gemm = opt.sparse_backend == "cutlass" ? GemmBackendKind::CutlassSparse
                                                         : GemmBackendKind::CusparseLt;
+  if (!opt.dense_gemm.empty()) {
+    SLIDESPARSE_REQUIRE(opt.backend == "dense", InvalidArgument,
+                        "--dense-gemm goes with --backend dense");
+    options.dense_gemm = parse_backend(opt.dense_gemm);
+  }
   options.search_untuned = !opt.no_search;
   if (!opt.attention.empty()) options.attention = runner::parse_prefill_attention(opt.attention);
   // Capacity for one M of the stage.
@@ -437,6 +444,12 @@ void add_bench_e2e_command(CLI::App& bench) {
                   "with the dequantization in its epilogue)")
       ->check(CLI::IsMember({"cusparselt", "cutlass"}))
       ->capture_default_str();
+  cmd->add_option("--dense-gemm", opt->dense_gemm,
+                  "GEMM of the dense backend: cublaslt (accumulators, then a dequantize kernel), "
+                  "cublaslt_fused (FP8 on cc 9.0: the dequantization in cuBLASLt's epilogue) or "
+                  "cutlass_dense (our CUTLASS dense GEMM with the same epilogue); the CSV's "
+                  "backend says which (dense-<gemm>)")
+      ->check(CLI::IsMember({"cublaslt", "cublaslt_fused", "cutlass_dense"}));
   cmd->add_option("--attention", opt->attention,
                   "Prefill attention: cudnn (cuDNN's fused SDPA; the default when built with "
                   "cuDNN) or own (the runner's kernel)")

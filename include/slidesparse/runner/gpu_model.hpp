@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,10 @@ struct GpuModelOptions {
   // The sparse backend's 2:4 GEMM: cuSPARSELt, or our CUTLASS kernel with the dequantization in
   // its epilogue (INT8/FP8 on a cc 9.0 GPU; LinearOptions::sparse_backend).
   GemmBackendKind sparse_gemm = GemmBackendKind::CusparseLt;
+  // The dense backend's GEMM (LinearOptions::dense_backend): unset picks between the two
+  // cuBLASLt ones from the tuning database; CublasLtFused (FP8, cc 9.0) folds the
+  // dequantization into cuBLASLt's epilogue; CutlassDense is our CUTLASS dense GEMM.
+  std::optional<GemmBackendKind> dense_gemm;
   // Cudnn needs a build with cuDNN (else InvalidArgument at construction). A shape or GPU that
   // cuDNN refuses falls back to Own, said once per shape on stderr (prefill_attention() tells).
   PrefillAttention attention = default_prefill_attention();
