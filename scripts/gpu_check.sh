@@ -76,7 +76,9 @@ if has_stage transformers; then
 fi
 if has_stage e2e; then
   E2E_RUNS=${SLIDESPARSE_E2E_RUNS:-"qwen2.5-7b --stage prefill --M 8192,16384 --backend dense --dtype fp8;\
+qwen2.5-7b --stage prefill --M 8192,16384 --backend dense --dense-gemm cublaslt_fused --dtype fp8;\
 qwen2.5-7b --stage prefill --M 8192,16384 --backend sparse --pattern 2_8 --dtype fp8;\
+qwen2.5-7b --stage prefill --M 8192,16384 --backend sparse --pattern 2_8 --sparse-backend cutlass --dtype fp8;\
 qwen2.5-7b --stage decode --M 64,256 --backend dense --dtype fp8;\
 qwen2.5-7b --stage decode --M 64,256 --backend sparse --pattern 2_8 --dtype fp8"}
   IFS=';' read -ra runs <<< "$E2E_RUNS"

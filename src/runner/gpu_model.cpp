@@ -127,6 +127,10 @@ struct GpuModel::Impl {
   SegmentTimer timer;
   GpuTimings last_timings;
   std::uint64_t device_bytes = 0;
+  std::uint64_t dense_fallback_bytes = 0;  // the dense copies dense_fallback keeps
+  // With dense_fallback, search_untuned and no database: the searched times of both paths, so
+  // that each layer's Auto path dispatches dense where dense measured faster.
+  std::unique_ptr<TuningDb> searched;
 
   void load(WeightSource& source);
   void allocate_buffers();
@@ -138,9 +142,10 @@ struct GpuModel::Impl {
   // Picks this prefill's attention: cuDNN's graph for the batch's shape (built on first use), or
   // the own kernel where there is none, said once per refused shape.
   void prepare_attention(std::int64_t sequences, std::int64_t max_seqlen);
-  // Times the layer's candidates for M on whatever its quantized-input buffer holds (the time
-  // does not depend on the values) and keeps the fastest.
-  void search_algo(SlideSparseLinear& layer, std::int64_t m);
+  // Times the layer's candidates on path p for M on whatever its quantized-input buffer holds
+  // (the time does not depend on the values), keeps the fastest, and with the dense fallback's
+  // in-memory database records its time there for the layer's Auto path.
+  void search_algo(SlideSparseLinear& layer, std::int64_t m, LinearPath p);
   void linear(SlideSparseLinear& layer, const DeviceBuffer<std::uint16_t>& x, std::int64_t m,
               DeviceBuffer<std::uint16_t>& y);
   // The layer on an input that `produce(target)` quantizes (and lifts) into its GEMM operand
@@ -178,9 +183,12 @@ void GpuModel::Impl::load(WeightSource& source) {
   LinearOptions lo;
   lo.activation = DType::BF16;
   lo.max_m = rows_cap;
-  lo.build_sparse = options.backend == GpuBackend::Sparse;
-  lo.build_dense = options.backend == GpuBackend::Dense;
-  lo.tuning = options.tuning;
+  const bool sparse = options.backend == GpuBackend::Sparse;
+  lo.build_sparse = sparse;
+  lo.build_dense = !sparse || options.dense_fallback;
+  if (sparse && options.dense_fallback && options.tuning == nullptr && options.search_untuned)
+    searched = std::make_unique<TuningDb>(TuningKey{});  // in memory: this model's searches
+  lo.tuning = options.tuning != nullptr ? options.tuning : searched.get();
   lo.sparse_backend = options.sparse_gemm;
   lo.dense_backend = options.dense_gemm;
 
@@ -233,6 +241,7 @@ void GpuModel::Impl::load(WeightSource& source) {
               ? lin->dense_weight_bytes()
               : static_cast<std::uint64_t>(lin->n_gemm() * lin->k_gemm(LinearPath::Sparse)) *
                     element;
+      if (sparse && options.dense_fallback) dense_fallback_bytes += lin->dense_weight_bytes();
     }
     device_bytes += 2 * cache_elements * 2;
     layers.push_back(std::move(layer));
@@ -240,7 +249,10 @@ void GpuModel::Impl::load(WeightSource& source) {
       std::fprintf(stderr, "slidesparse: loaded layer %lld/%lld\n", static_cast<long long>(l + 1),
                    static_cast<long long>(c.layers));
   }
-  device_bytes += embed.bytes() + lm_head->device_bytes();
+  device_bytes += embed.bytes() + lm_head->device_bytes() + dense_fallback_bytes;
+  if (!options.quiet && dense_fallback_bytes > 0)
+    std::fprintf(stderr, "slidesparse: dense fallback: %.1f MB of dense weights kept\n",
+                 static_cast<double>(dense_fallback_bytes) / 1e6);
 }
 
 void GpuModel::Impl::allocate_buffers() {
@@ -293,17 +305,25 @@ void GpuModel::Impl::allocate_buffers() {
 void GpuModel::Impl::prepare_linears(std::int64_t m) {
   if (prepared_linears.insert(m).second) {
     const bool search = options.search_untuned && options.tuning == nullptr;
+    // Auto (the dense fallback) runs either path per M: both are planned.
+    const std::vector<LinearPath> paths = path == LinearPath::Auto
+                                              ? std::vector{LinearPath::Sparse, LinearPath::Dense}
+                                              : std::vector{path};
     for (GpuLayer& layer : layers) {
       const std::array<SlideSparseLinear*, 4> linears = {layer.qkv.get(), layer.o.get(),
                                                          layer.gate_up.get(), layer.down.get()};
       for (std::size_t i = 0; i < linears.size(); ++i) {
         if (!search) {
           linears[i]->prepare({m});
-        } else if (&layer == &layers.front()) {
-          search_algo(*linears[i], m);
-        } else {  // the same shape as the first layer's: its winner
-          const Gemm* searched = layers.front().linear_gemm(i, path);
-          if (const auto algo = searched->prepared_algo(m)) linears[i]->use_algo(m, path, *algo);
+          continue;
+        }
+        for (const LinearPath p : paths) {
+          if (&layer == &layers.front()) {
+            search_algo(*linears[i], m, p);
+          } else {  // the same shape as the first layer's: its winner
+            const Gemm* first = layers.front().linear_gemm(i, p);
+            if (const auto algo = first->prepared_algo(m)) linears[i]->use_algo(m, p, *algo);
+          }
         }
       }
     }
@@ -341,13 +361,22 @@ void GpuModel::Impl::prepare_attention(std::int64_t sequences, std::int64_t max_
   }
 }
 
-void GpuModel::Impl::search_algo(SlideSparseLinear& layer, std::int64_t m) {
+void GpuModel::Impl::search_algo(SlideSparseLinear& layer, std::int64_t m, LinearPath p) {
   SearchOptions search;
   search.warmup = 2;
   search.reps = 10;
-  const auto timings = layer.search(m, path, search, stream.get());
-  if (timings.empty() || !timings.front().ok)
+  const auto timings = layer.search(m, p, search, stream.get());
+  if (timings.empty() || !timings.front().ok) {
     layer.prepare({m});  // nothing ran: the library default, which the search also tried
+    return;
+  }
+  if (!searched) return;
+  // What resolve() compares for the Auto path (tuning_db.hpp's keys).
+  const Gemm& gemm = *(p == LinearPath::Dense ? layer.dense_gemm() : layer.sparse_gemm());
+  searched->put({backend_name(gemm.kind()), precision_name(layer.precision()),
+                 p == LinearPath::Dense ? std::string("dense") : layer.pattern().zeros_name(),
+                 layer.n_gemm(), layer.k_gemm(p), m, timings.front().algo.to_json(),
+                 timings.front().median_us});
 }
 
 void GpuModel::Impl::linear(SlideSparseLinear& layer, const DeviceBuffer<std::uint16_t>& x,
@@ -490,11 +519,15 @@ GpuModel::GpuModel(const std::string& model, const GpuModelOptions& options)
                       InvalidArgument,
                       "GpuModel: the sparse backend needs a finite pattern (2_4, 2_8, ...), not " +
                           options.pattern.zeros_name());
+  SLIDESPARSE_REQUIRE(!options.dense_fallback || options.backend == GpuBackend::Sparse,
+                      InvalidArgument, "GpuModel: dense_fallback goes with the sparse backend");
   SLIDESPARSE_REQUIRE(options.attention == PrefillAttention::Own || cudnn_attention_built(),
                       InvalidArgument,
                       "GpuModel: attention cudnn, but cuDNN's attention is " +
                           cudnn_attention_description() + "; use attention own");
-  m.path = options.backend == GpuBackend::Dense ? LinearPath::Dense : LinearPath::Sparse;
+  m.path = options.backend == GpuBackend::Dense ? LinearPath::Dense
+           : options.dense_fallback             ? LinearPath::Auto
+                                                : LinearPath::Sparse;
   std::unique_ptr<WeightSource> source = open_weight_source(model, options);
   m.config = source->config();
   m.name = source->name();
@@ -700,5 +733,6 @@ std::int64_t GpuModel::sequence_length(std::int64_t s) const {
 }
 const std::string& GpuModel::name() const { return impl_->name; }
 std::uint64_t GpuModel::device_bytes() const { return impl_->device_bytes; }
+std::uint64_t GpuModel::dense_fallback_bytes() const { return impl_->dense_fallback_bytes; }
 
 }  // namespace slidesparse::runner

@@ -227,6 +227,34 @@ TEST_P(GpuModelTest, SearchedAlgorithmsGiveTheSameInt8Logits) {
   }
 }
 
+// The dense fallback (both paths searched per M, dense where it measured faster) changes which
+// path runs, never the INT8 results: the dense and the slid sparse path compute the same
+// quantized pruned product (DESIGN.md §5). It keeps the dense weights, and says how much.
+TEST_P(GpuModelTest, DenseFallbackGivesTheSameInt8Logits) {
+  GpuModelOptions o = options(Precision::INT8, GpuBackend::Sparse, Pattern::parse("2_8"));
+  GpuModel sparse(dir_, o);
+  EXPECT_EQ(sparse.dense_fallback_bytes(), 0u);
+  o.search_untuned = true;
+  o.dense_fallback = true;
+  GpuModel fallback(dir_, o);
+  EXPECT_GT(fallback.dense_fallback_bytes(), 0u);
+  EXPECT_EQ(fallback.device_bytes(), sparse.device_bytes() + fallback.dense_fallback_bytes());
+  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {100, 7, 300, 9, 11}, {42}};
+  std::vector<int> next = sparse.prefill(prompts);
+  EXPECT_EQ(fallback.prefill(prompts), next);
+  expect_same_logits(fallback.last_logits(), sparse.last_logits(), "fallback prefill");
+  for (int step = 0; step < 3 && !HasFailure(); ++step) {
+    const std::vector<int> fed = next;
+    next = sparse.decode_step(fed);
+    EXPECT_EQ(fallback.decode_step(fed), next) << "decode step " << step;
+    expect_same_logits(fallback.last_logits(), sparse.last_logits(),
+                       "fallback decode step " + std::to_string(step));
+  }
+  o.backend = GpuBackend::Dense;
+  o.pattern = Pattern::infinite();
+  EXPECT_THROW(GpuModel(dir_, o), InvalidArgument);  // dense_fallback goes with sparse
+}
+
 // The sparse backend on our CUTLASS kernel (dequantization in its epilogue) gives the INT8
 // logits of the cuSPARSELt one bit for bit: both compute the reference's float operations.
 TEST_P(GpuModelTest, CutlassSparseGemmGivesTheSameInt8Logits) {

@@ -45,6 +45,7 @@ struct E2eOptions {
   bool unfused = false;    // norms and activation not fused into the quantize(+lift)
   bool no_search = false;  // without --tuning: library defaults instead of a search per M
   std::string sparse_backend = "cusparselt";
+  bool dense_fallback = false;  // sparse: dense where dense measured faster (GpuModelOptions)
   std::string dense_gemm;  // "" = the layer's choice (plain cuBLASLt without a tuning database)
   std::string attention;  // "" = the runner's default (cudnn when built with cuDNN)
 };
@@ -53,7 +54,9 @@ struct E2eOptions {
 // two sparse GEMMs keep apart; a dense GEMM asked for by name is named too (dense-cublaslt,
 // dense-cublaslt_fused, dense-cutlass_dense), so the best dense can be found among them.
 std::string backend_label(const E2eOptions& opt) {
-  if (opt.backend == "sparse") return opt.sparse_backend == "cutlass" ? "sparse-cutlass" : "sparse";
+  if (opt.backend == "sparse")
+    return std::string(opt.sparse_backend == "cutlass" ? "sparse-cutlass" : "sparse") +
+           (opt.dense_fallback ? "-fallback" : "");
   return opt.dense_gemm.empty() ? "dense" : "dense-" + opt.dense_gemm;
 }
 
@@ -229,6 +232,9 @@ void save(const Output& out, const E2eOptions& opt, const std::string& name,
                                                "the layers of the same shape")) +
         ". Norms and gated activation " + (opt.unfused ? "apart from" : "fused into") +
         " the linear layers' quantize(+lift).\n\n";
+  if (opt.dense_fallback)
+    md += "Dense fallback: every linear also keeps its dense weights and runs dense for the M "
+          "where dense measured faster (the memory it costs is printed at load).\n\n";
   md +=
       "Attention: `cudnn` is cuDNN's fused SDPA, `own` the runner's kernels (decode steps always "
       "run the runner's decode kernel; a prefill shape cuDNN refuses falls back to `own`).\n\n";
@@ -327,6 +333,9 @@ void run_bench_e2e(const E2eOptions& opt) {
     options.dense_gemm = parse_backend(opt.dense_gemm);
   }
   options.search_untuned = !opt.no_search;
+  SLIDESPARSE_REQUIRE(!opt.dense_fallback || opt.backend == "sparse", InvalidArgument,
+                      "--dense-fallback goes with --backend sparse");
+  options.dense_fallback = opt.dense_fallback;
   if (!opt.attention.empty()) options.attention = runner::parse_prefill_attention(opt.attention);
   // Capacity for one M of the stage.
   const auto capacity = [&](std::int64_t m, runner::GpuModelOptions& o) {
@@ -456,6 +465,10 @@ void add_bench_e2e_command(CLI::App& bench) {
       ->check(CLI::IsMember({"cudnn", "own"}));
   cmd->add_flag("--unfused", opt->unfused,
                 "Run RMSNorm and the gated activation apart from the quantize(+lift)");
+  cmd->add_flag("--dense-fallback", opt->dense_fallback,
+                "Sparse: also keep the dense weights and run dense for the M where dense measured "
+                "faster (--tuning, or a search of both paths); the CSV's backend ends in "
+                "-fallback, the memory it costs goes to stderr");
   cmd->add_flag("--no-search", opt->no_search,
                 "Without --tuning, keep the libraries' default algorithms (no search per M)");
   cmd->callback([opt]() { run_bench_e2e(*opt); });

@@ -59,6 +59,11 @@ struct GpuModelOptions {
   // first layer; the others of that shape reuse the winner) instead of taking the libraries'
   // defaults, which for cuSPARSELt can be far from its best. Costs seconds per new M.
   bool search_untuned = false;
+  // The sparse backend also keeps each linear's dense (quantized, pruned) weights and runs
+  // dense for the M buckets where dense measured faster: from the tuning database, or, with
+  // search_untuned and no database, from searching both paths once per shape and new M. Never
+  // slower than dense at the price of the dense weights' memory (dense_fallback_bytes()).
+  bool dense_fallback = false;
   // The sparse backend's 2:4 GEMM: cuSPARSELt, or our CUTLASS kernel with the dequantization in
   // its epilogue (INT8/FP8 on a cc 9.0 GPU; LinearOptions::sparse_backend).
   GemmBackendKind sparse_gemm = GemmBackendKind::CusparseLt;
@@ -125,6 +130,8 @@ class GpuModel {
   const std::string& name() const;
   // Device bytes held: weights, KV cache, activations.
   std::uint64_t device_bytes() const;
+  // Of those, the dense copies of the weights kept by dense_fallback (0 without it).
+  std::uint64_t dense_fallback_bytes() const;
 
   struct Impl;
 
