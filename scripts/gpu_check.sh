@@ -80,7 +80,8 @@ qwen2.5-7b --stage prefill --M 8192,16384 --backend dense --dense-gemm cublaslt_
 qwen2.5-7b --stage prefill --M 8192,16384 --backend sparse --pattern 2_8 --dtype fp8;\
 qwen2.5-7b --stage prefill --M 8192,16384 --backend sparse --pattern 2_8 --sparse-backend cutlass --dtype fp8;\
 qwen2.5-7b --stage decode --M 64,256 --backend dense --dtype fp8;\
-qwen2.5-7b --stage decode --M 64,256 --backend sparse --pattern 2_8 --dtype fp8"}
+qwen2.5-7b --stage decode --M 64,256 --backend sparse --pattern 2_8 --dtype fp8;\
+qwen2.5-7b --stage decode --M 64,256 --backend sparse --pattern 2_8 --dense-fallback --dtype fp8"}
   IFS=';' read -ra runs <<< "$E2E_RUNS"
   for args in "${runs[@]}"; do
     start=$SECONDS
