@@ -6,8 +6,11 @@ Usage: plot_results.py RESULTS_DIR
 Reads RESULTS_DIR/plots/plot_data.csv (written by `slidesparse report`: benchmark, dtype,
 model, pattern, M, speedup, bound) and writes RESULTS_DIR/plots/<benchmark>_<dtype>.png:
 one panel per model, one line per pattern, its bound L/(L-2) dashed in the same colour, dense
-(1.0) as a black line, M on a log2 axis. A pattern ending in "+cutlass" (the end-to-end
-benchmark's sparse-cutlass backend) is drawn dotted in its pattern's colour.
+(1.0) as a black line, M on a log2 axis. A pattern ending in "+cutlass" (our CUTLASS GEMM: the
+end-to-end benchmark's sparse-cutlass backend, the kernel benchmark's --sparse-backend cutlass
+or both) is drawn dotted in its pattern's colour. Benchmarks: prefill, decode, kernel (the
+GEMM), layer (the whole linear layer against the faster dense layer), kernel_cutlass (our
+CUTLASS GEMM against the CUTLASS dense GEMM with the same epilogue).
 Exits 3 when matplotlib is not installed, so the report can say so.
 """
 import csv
@@ -16,7 +19,14 @@ import sys
 from collections import defaultdict
 
 MISSING_MATPLOTLIB = 3
-TITLES = {"prefill": "Prefill throughput", "decode": "Decode throughput", "kernel": "Kernel GEMM"}
+# benchmark -> (what is measured, the baseline its speedup is over)
+TITLES = {
+    "prefill": ("Prefill throughput", "dense"),
+    "decode": ("Decode throughput", "dense"),
+    "kernel": ("Kernel GEMM", "dense"),
+    "layer": ("Whole linear layer", "the faster dense layer"),
+    "kernel_cutlass": ("CUTLASS sparse GEMM", "CUTLASS dense GEMM (same epilogue)"),
+}
 
 
 CUTLASS = "+cutlass"
@@ -94,12 +104,15 @@ def main(argv):
             ax.grid(True, alpha=0.3)
         axes[0][0].set_ylabel("speedup over dense")
         order = sorted((p for p in handles if p != "dense"), key=pattern_rank)
-        labels = [pattern_label(p, bounds[p]) for p in order] + ["dense = 1.0"]
-        fig.suptitle(f"{TITLES.get(benchmark, benchmark)} speedup over dense, {dtype.upper()}")
+        what, baseline = TITLES.get(benchmark, (benchmark, "dense"))
+        labels = [pattern_label(p, bounds[p]) for p in order] + [f"{baseline} = 1.0"]
+        title = "pattern (dashed: its bound"
+        title += "; dotted: our CUTLASS GEMM)" if any(p.endswith(CUTLASS) for p in order) else ")"
+        fig.suptitle(f"{what} speedup over {baseline}, {dtype.upper()}")
         fig.tight_layout()
         # Outside the panels, right of them: the saved image grows to hold it.
         fig.legend([handles[p] for p in order] + [handles["dense"]], labels,
-                   title="pattern (dashed: its bound)", loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   title=title, loc="center left", bbox_to_anchor=(1.0, 0.5),
                    fontsize="small")
         path = os.path.join(plots, f"{benchmark}_{dtype}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -42,13 +42,14 @@ ReportOptions no_plots() {
 // A copy of the fixture: the report writes into the folder.
 class BenchReport : public ::testing::Test {
  protected:
+  virtual const char* fixture() const { return "bench_run"; }
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
            ("bench_report_" +
             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
             std::to_string(::getpid()));
     fs::remove_all(dir_);
-    fs::copy(kData + "/bench_run", dir_, fs::copy_options::recursive);
+    fs::copy(kData + "/" + fixture(), dir_, fs::copy_options::recursive);
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -111,6 +112,14 @@ TEST_F(BenchReport, TablesHoldTheNumbersOfTheCsvs) {
   EXPECT_TRUE(contains(md, "| 64 | 1.27x · 63% | 1.08x · 81% |")) << md;
   EXPECT_TRUE(contains(md, "| 4096 | 1.11x · 55% | 0.83x · 62% |")) << md;
   EXPECT_TRUE(contains(md, "| 16384 |  | ❌ illegal memory access |")) << md;
+  // The whole layer, plain dense layer (no fused one in this run) over sparse, qkv + o: 2_4
+  // M=64 (22.98+28.35)/(19.87+22.69) = 1.21x (60%), M=4096 282.97/266.85 = 1.06x (53%); 2_8
+  // M=64 40.67/40.61 = 1.00x (75%), M=4096 284.38/330.88 = 0.86x (64%).
+  EXPECT_TRUE(contains(md,
+                       "| 64 | 1.21x · 60% | 1.00x · 75% |\n| 4096 | 1.06x · 53% | 0.86x · "
+                       "64% |\n| 16384 |  | ❌ illegal memory access |\n\nDense baseline: the "
+                       "plain layer"))
+      << md;
   // FP8 in its own table: (106.98+87.20)/(82.27+68.35) = 1.29x, 64%.
   EXPECT_TRUE(
       contains(md, "**qwen2.5-7b, FP8**\n\n| M | 2:4 (2_4) |\n|---|---|\n| 4096 | 1.29x · 64% |"))
@@ -255,15 +264,201 @@ TEST_F(BenchReport, PlotsAreDrawnAndEmbedded) {
   ReportOptions options;
   options.plot_script = kRepo + "/scripts/plot_results.py";
   const std::string md = report(options);
-  ASSERT_EQ(result_.plots.size(), 4u) << result_.plot_note;
-  for (const char* png : {"plots/prefill_int8.png", "plots/decode_int8.png",
-                          "plots/kernel_int8.png", "plots/kernel_fp8.png"}) {
+  ASSERT_EQ(result_.plots.size(), 6u) << result_.plot_note;
+  for (const char* png :
+       {"plots/prefill_int8.png", "plots/decode_int8.png", "plots/kernel_int8.png",
+        "plots/kernel_fp8.png", "plots/layer_int8.png", "plots/layer_fp8.png"}) {
     EXPECT_TRUE(fs::file_size(dir_ / png) > 1000) << png;
     EXPECT_TRUE(contains(md, std::string("](") + png + ")")) << md;
   }
   // A second report does not read its own plot data back as a result file.
   report(options);
   EXPECT_EQ(result_.ignored.size(), 1u);
+}
+
+// tests/data/pipeline/bench_cutlass: hand-made rows (no GPU run made them) in the columns of
+// today's kernel sweep, llama3.2-1b's qkv and o layers:
+// - kernel/…FP8…: --sparse-backend both on FP8, so also the fused dense layer; 2_8 at 4096 has
+//   a layer whose CUTLASS GEMM and fused dense layer failed (the row still passed);
+// - kernel/…INT8…: --sparse-backend both on INT8 (no fused dense layer for INT8);
+// - kernel_cutlass/…FP8…: --sparse-backend cutlass, so sparse_* is our CUTLASS kernel.
+class CutlassBenchReport : public BenchReport {
+ protected:
+  const char* fixture() const override { return "bench_cutlass"; }
+};
+
+TEST_F(CutlassBenchReport, GemmTablesNameTheBackendOfTheSparseColumns) {
+  const std::string md = report(no_plots());
+  EXPECT_TRUE(contains(md,
+                       "Sparse GEMM (cuSPARSELt on the slid weights; in the columns marked "
+                       "CUTLASS, our CUTLASS kernel of a `--sparse-backend cutlass` run, whose "
+                       "time includes the dequantizing epilogue that the dense time lacks) "
+                       "against tuned dense cuBLASLt"))
+      << md;
+  // FP8, Σ dense_gemm / Σ sparse_gemm: 2_4 M=64 (20+30)/(16+23) = 1.28x (64%), M=4096
+  // 400/270 = 1.48x (74%); 2_8 M=64 50/52 = 0.96x (72%), M=4096 400/430 = 0.93x (70%); the
+  // CUTLASS run's 2_8 at 4096 400/305 = 1.31x (98%), not measured at 64.
+  EXPECT_TRUE(contains(md,
+                       "**llama3.2-1b, FP8**\n\n| M | 2:4 (2_4) | 6:8 (2_8) | 6:8 (2_8) CUTLASS "
+                       "|\n|---|---|---|---|\n| 64 | 1.28x · 64% | 0.96x · 72% |  |\n| 4096 | "
+                       "1.48x · 74% | 0.93x · 70% | 1.31x · 98% |\n"))
+      << md;
+  // INT8: 360/390 = 0.92x (69%).
+  EXPECT_TRUE(contains(md,
+                       "**llama3.2-1b, INT8**\n\n| M | 6:8 (2_8) |\n|---|---|\n| 4096 | "
+                       "0.92x · 69% |\n"))
+      << md;
+  // The CUTLASS run's rows are their own cases: nothing of cuSPARSELt's 2_8 was replaced.
+  EXPECT_FALSE(contains(md, "replaces")) << md;
+  EXPECT_TRUE(contains(md, "- kernel cases: 6 passed, 0 failed\n")) << md;
+}
+
+TEST_F(CutlassBenchReport, LayerTableTakesTheFasterDenseLayerAndSaysWhichWon) {
+  const std::string md = report(no_plots());
+  // Faster dense layer per row, FP8: M=64 qkv fused 26 < 30, o plain 40 < 44 (both patterns);
+  // M=4096 fused 120 and 350 (2_4 and the CUTLASS run's 2_8), but 2_8's o has no fused time:
+  // plain 380. Σ faster dense / Σ sparse layer: 2_4 M=64 (26+40)/(24+33) = 1.16x (58%),
+  // M=4096 470/390 = 1.21x (60%); 2_8 M=64 66/73 = 0.90x (68%), M=4096 (120+380)/540 = 0.93x
+  // (69%); CUTLASS 2_8 M=4096 470/380 = 1.24x (93%).
+  EXPECT_TRUE(contains(md,
+                       "| M | 2:4 (2_4) | 6:8 (2_8) | 6:8 (2_8) CUTLASS | faster dense layer "
+                       "|\n|---|---|---|---|---|\n| 64 | 1.16x · 58% | 0.90x · 68% |  | fused 2/4, "
+                       "plain 2/4 |\n| 4096 | 1.21x · 60% | 0.93x · 69% | 1.24x · 93% | fused 5/5 "
+                       "|\n"))
+      << md;
+  EXPECT_TRUE(contains(md, "the fused one was the faster in 7 of 9, the plain one in 2.")) << md;
+  // INT8 has no fused dense layer: (120+350)/(130+371) = 0.94x (70%).
+  EXPECT_TRUE(contains(md,
+                       "| M | 6:8 (2_8) |\n|---|---|\n| 4096 | 0.94x · 70% |\n\nDense "
+                       "baseline: the plain layer (no fused dense layer was measured here)."))
+      << md;
+}
+
+TEST_F(CutlassBenchReport, CutlassTableHasTheFairRatioAndBothLayerSpeedups) {
+  const std::string md = report(no_plots());
+  EXPECT_TRUE(contains(md, "### Our CUTLASS kernel (`--sparse-backend both`)")) << md;
+  // Per case: Σ cutlass_dense / Σ cutlass_gemm; Σ faster dense layer / Σ cutlass_layer; and
+  // the cuSPARSELt layer of the table above. FP8 2_4 M=64: (21+29)/(14+19) = 1.52x (76%),
+  // 66/(22+29) = 1.29x (65%); M=4096: 415/230 = 1.80x (90%), 470/350 = 1.34x (67%);
+  // 2_8 M=64: 50/39 = 1.28x (96%), 66/58 = 1.14x (85%); 2_8 M=4096: o's CUTLASS GEMM failed.
+  EXPECT_TRUE(contains(md,
+                       "| pattern | M | GEMM: CUTLASS / CUTLASS dense | CUTLASS layer | "
+                       "cuSPARSELt layer |\n|---|---|---|---|---|\n"
+                       "| 2:4 (2_4) | 64 | 1.52x · 76% | 1.29x · 65% | 1.16x · 58% |\n"
+                       "| 2:4 (2_4) | 4096 | 1.80x · 90% | 1.34x · 67% | 1.21x · 60% |\n"
+                       "| 6:8 (2_8) | 64 | 1.28x · 96% | 1.14x · 85% | 0.90x · 68% |\n"
+                       "| 6:8 (2_8) | 4096 | ❌ CUTLASS error | ❌ CUTLASS error | 0.93x · 69% |\n"))
+      << md;
+  // Its error names the CUTLASS part, not the cuBLASLt fused part joined to it.
+  EXPECT_TRUE(contains(md,
+                       "- 6:8 (2_8) M=4096 (o): cutlass: CUTLASS: no algorithm ran: Error "
+                       "Internal\n"))
+      << md;
+  // INT8 2_8 M=4096: (90+265)/(70+210) = 1.27x (95%), (120+350)/(100+290) = 1.21x (90%).
+  EXPECT_TRUE(contains(md, "| 6:8 (2_8) | 4096 | 1.27x · 95% | 1.21x · 90% | 0.94x · 70% |")) << md;
+  // The CUTLASS run (no columns of both) has no row here.
+  EXPECT_FALSE(contains(md, "| 6:8 (2_8) CUTLASS | 4096 |")) << md;
+}
+
+TEST_F(CutlassBenchReport, OneBackendAloneIsNamedAlone) {
+  const fs::path cutlass_run = dir_ / "kernel_cutlass";
+  fs::rename(cutlass_run, dir_.parent_path() / (dir_.filename().string() + "_cutlass_run"));
+  const std::string both = report(no_plots());
+  EXPECT_TRUE(contains(both, "Sparse GEMM (cuSPARSELt on the slid weights) against")) << both;
+  EXPECT_FALSE(contains(both, "CUTLASS |")) << both;  // no CUTLASS column in the GEMM table
+
+  fs::remove_all(dir_);
+  fs::create_directories(dir_);
+  fs::rename(dir_.parent_path() / (dir_.filename().string() + "_cutlass_run"), cutlass_run);
+  const std::string cutlass = report(no_plots());
+  EXPECT_TRUE(contains(cutlass,
+                       "Sparse GEMM (our CUTLASS kernel of a `--sparse-backend cutlass` run, "
+                       "whose time includes the dequantizing epilogue that the dense time lacks, "
+                       "on the slid weights) against"))
+      << cutlass;
+  EXPECT_TRUE(contains(cutlass, "| M | 6:8 (2_8) CUTLASS |\n|---|---|\n| 4096 | 1.31x · 98% |"))
+      << cutlass;
+  EXPECT_FALSE(contains(cutlass, "### Our CUTLASS kernel")) << cutlass;
+}
+
+TEST_F(CutlassBenchReport, PlotDataHasTheLayerAndCutlassSeries) {
+  ReportOptions options;
+  options.python = {"/bin/sh", "-c", "exit 3"};  // no matplotlib: plot_data.csv is still written
+  options.plot_script = kRepo + "/scripts/plot_results.py";
+  report(options);
+  const std::string data = read(dir_ / "plots" / "plot_data.csv");
+  EXPECT_TRUE(contains(data, "kernel,fp8,llama3.2-1b,2_8+cutlass,4096,1.3115,1.3333\n")) << data;
+  EXPECT_TRUE(contains(data, "layer,fp8,llama3.2-1b,2_4,64,1.1579,2.0000\n")) << data;
+  // --sparse-backend both's CUTLASS layer: 2_4 at 64 66/51; 2_8 at 64 66/58. At 4096 the
+  // CUTLASS run's own 2_8 layer (470/380) is the series; both's is broken there anyway.
+  EXPECT_TRUE(contains(data, "layer,fp8,llama3.2-1b,2_4+cutlass,64,1.2941,2.0000\n")) << data;
+  EXPECT_TRUE(contains(data, "layer,fp8,llama3.2-1b,2_8+cutlass,64,1.1379,1.3333\n")) << data;
+  EXPECT_TRUE(contains(data, "layer,fp8,llama3.2-1b,2_8+cutlass,4096,1.2368,1.3333\n")) << data;
+  EXPECT_TRUE(contains(data, "kernel_cutlass,fp8,llama3.2-1b,2_4+cutlass,4096,1.8043,2.0000\n"))
+      << data;
+  EXPECT_TRUE(contains(data, "kernel_cutlass,int8,llama3.2-1b,2_8+cutlass,4096,1.2679,1.3333\n"))
+      << data;
+  EXPECT_FALSE(contains(data, "kernel_cutlass,fp8,llama3.2-1b,2_8+cutlass,4096")) << data;
+}
+
+TEST_F(CutlassBenchReport, PlotsAreDrawnAndEmbedded) {
+  if (std::system("python3 -c 'import matplotlib' > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "python3 has no matplotlib here";
+  ReportOptions options;
+  options.plot_script = kRepo + "/scripts/plot_results.py";
+  const std::string md = report(options);
+  ASSERT_EQ(result_.plots.size(), 6u) << result_.plot_note;
+  for (const char* png :
+       {"plots/kernel_int8.png", "plots/kernel_fp8.png", "plots/layer_int8.png",
+        "plots/layer_fp8.png", "plots/kernel_cutlass_int8.png", "plots/kernel_cutlass_fp8.png"}) {
+    EXPECT_TRUE(fs::file_size(dir_ / png) > 1000) << png;
+    EXPECT_TRUE(contains(md, std::string("](") + png + ")")) << md;
+  }
+  EXPECT_TRUE(contains(md,
+                       "![CUTLASS GEMM speedup (over the CUTLASS dense GEMM) against M, "
+                       "FP8](plots/kernel_cutlass_fp8.png)"))
+      << md;
+}
+
+// The committed report of the first H100 run (CSVs without the columns above) is what this
+// code makes of its CSVs: the same text but the date, the same plotted data. The plot script
+// is not run (its PNGs are committed beside the report).
+TEST(BenchReportFolder, TheCommittedH100ReportIsUpToDate) {
+  const fs::path committed = fs::path(kRepo) / "docs" / "results" / "2026-11-23_h100";
+  const fs::path work =
+      fs::temp_directory_path() / ("bench_report_committed_" + std::to_string(::getpid()));
+  fs::remove_all(work);
+  fs::create_directories(work / "docs" / "results");
+  fs::copy(committed, work / "docs" / "results" / "2026-11-23_h100", fs::copy_options::recursive);
+  const fs::path cwd = fs::current_path();
+  fs::current_path(work);  // the report names the folder as given, relative to the repository
+  ReportOptions options;
+  options.python = {"/bin/sh", "-c", "exit 0"};
+  options.plot_script = kRepo + "/scripts/plot_results.py";
+  write_report("docs/results/2026-11-23_h100", options);
+  fs::current_path(cwd);
+  // The first line that differs (the date line left out), or "".
+  const auto difference = [](const fs::path& a, const fs::path& b) {
+    std::istringstream in_a(read(a)), in_b(read(b));
+    std::string line_a, line_b;
+    for (int line = 1;; ++line) {
+      const bool more_a = static_cast<bool>(std::getline(in_a, line_a));
+      const bool more_b = static_cast<bool>(std::getline(in_b, line_b));
+      if (!more_a && !more_b) return std::string();
+      if (line_a.rfind("Generated by `slidesparse report` on ", 0) == 0 &&
+          line_b.rfind("Generated by `slidesparse report` on ", 0) == 0)
+        continue;
+      if (more_a != more_b || line_a != line_b)
+        return "line " + std::to_string(line) + ": made '" + (more_a ? line_a : "(end)") +
+               "', committed '" + (more_b ? line_b : "(end)") + "'";
+    }
+  };
+  const fs::path made = work / "docs" / "results" / "2026-11-23_h100";
+  EXPECT_EQ(difference(made / "report.md", committed / "report.md"), "")
+      << "regenerate it: slidesparse report docs/results/2026-11-23_h100";
+  EXPECT_EQ(difference(made / "plots" / "plot_data.csv", committed / "plots" / "plot_data.csv"),
+            "");
+  fs::remove_all(work);
 }
 
 TEST(BenchReportFolder, AFolderWithoutResultsIsAnErrorNamingIt) {

@@ -341,9 +341,9 @@ class ReportWriter {
   }
 
   void performance(const Plots& plots, const std::string& plot_note) {
-    write_performance(md_, r_,
-                      {grid({"prefill"}), grid({"decode"}), grid({"kernel-high", "kernel-low"})},
-                      plots, plot_note);
+    std::vector<GridTable> kernel = grid({"kernel-high", "kernel-low"});
+    name_cutlass_kernel_series(kernel, r_.kernel);
+    write_performance(md_, r_, {grid({"prefill"}), grid({"decode"}), kernel}, plots, plot_note);
   }
 
   void locations() {

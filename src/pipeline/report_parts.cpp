@@ -26,27 +26,6 @@ const double kPlotTimeoutS = 300;
 const int kPlotMissingMatplotlib = 3;  // scripts/plot_results.py's exit code
 const std::size_t kMessageChars = 300;
 
-// "2_8+cutlass" → "2_8"; the sparse-cutlass backend of the end-to-end benchmark.
-std::string base_pattern(const std::string& p) {
-  const std::string suffix = kCutlassSeries;
-  if (p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0)
-    return p.substr(0, p.size() - suffix.size());
-  return p;
-}
-
-bool is_cutlass_series(const std::string& p) { return base_pattern(p) != p; }
-
-// A case with no measurement to show: how it ended.
-std::string case_mark(const GridTable& t, const std::string& pattern, std::int64_t m) {
-  const auto it = t.cases.find({pattern, m});
-  if (it == t.cases.end()) return "";
-  const CellRecord& c = it->second;
-  if (c.status == "failed") return "❌ " + cell_text(c.error_class);
-  if (c.status == "skipped") return "⏭";
-  if (c.status == "passed") return "";
-  return "⏸";
-}
-
 void end_to_end_tables(std::ostream& md, const std::string& title,
                        const std::vector<GridTable>& tables, const std::vector<EndToEndRow>& rows) {
   if (tables.empty() || rows.empty()) return;
@@ -87,81 +66,6 @@ void end_to_end_tables(std::ostream& md, const std::string& title,
   }
 }
 
-void lift_table(std::ostream& md, const std::vector<KernelRow>& kernel) {
-  std::map<std::pair<std::string, std::string>, std::vector<double>> vs_copy, gbps;
-  for (const KernelRow& r : kernel)
-    if (r.status == "passed" && !std::isnan(r.quant_lift_vs_copy)) {
-      vs_copy[{r.dtype, r.pattern}].push_back(r.quant_lift_vs_copy);
-      gbps[{r.dtype, r.pattern}].push_back(r.quant_lift_gbps);
-    }
-  if (vs_copy.empty()) return;
-  const auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-  };
-  md << "### Quantize + lift kernel\n\nMedian over layers and M of the fused per-token "
-        "quantization "
-        "with lifting: bandwidth, and as a fraction of a device-to-device copy in the same "
-        "run.\n\n";
-  md << table_head({"dtype", "pattern", "GB/s", "of copy"});
-  std::vector<std::pair<std::string, std::string>> keys;
-  for (const auto& [key, v] : vs_copy) keys.push_back(key);
-  std::stable_sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first < b.first : pattern_rank(a.second) < pattern_rank(b.second);
-  });
-  for (const auto& key : keys)
-    md << table_row({upper(key.first), pattern_label(key.second), fixed(median(gbps[key]), 0),
-                     percent_text(median(vs_copy[key]))});
-  md << "\n";
-}
-
-void kernel_tables(std::ostream& md, const std::vector<GridTable>& tables,
-                   const std::vector<KernelRow>& kernel) {
-  if (tables.empty() || kernel.empty()) return;
-  // Per case: all layers' GEMM time, dense over sparse; only cases whose every layer passed.
-  std::map<std::tuple<std::string, std::string, std::string, std::int64_t>,
-           std::pair<double, double>>
-      time;
-  std::set<std::tuple<std::string, std::string, std::string, std::int64_t>> incomplete;
-  for (const KernelRow& r : kernel) {
-    const auto key = std::make_tuple(r.dtype, r.model, r.pattern, r.m);
-    if (r.status != "passed" || std::isnan(r.dense_gemm_us) || std::isnan(r.sparse_gemm_us)) {
-      incomplete.insert(key);
-      continue;
-    }
-    time[key].first += r.dense_gemm_us;
-    time[key].second += r.sparse_gemm_us;
-  }
-  md << "### Kernel speedup (GEMM)\n\n";
-  md << "Sparse GEMM (cuSPARSELt on the slid weights) against tuned dense cuBLASLt on the same "
-        "pruned "
-        "quantized weights, summed over the model's linear layers (qkv, o, gate_up, down): "
-        "speedup · "
-        "efficiency = speedup / bound L/(L-2).\n\n";
-  for (const GridTable& t : tables) {
-    md << "**" << t.model << ", " << upper(t.dtype) << "**\n\n";
-    std::vector<std::string> head = {"M"};
-    for (const auto& p : t.patterns) head.push_back(pattern_label(p));
-    md << table_head(head);
-    for (std::int64_t m : t.ms) {
-      std::vector<std::string> cells = {std::to_string(m)};
-      for (const auto& p : t.patterns) {
-        const auto key = std::make_tuple(t.dtype, t.model, p, m);
-        const auto it = time.find(key);
-        if (it != time.end() && !incomplete.count(key)) {
-          const double speedup = it->second.first / it->second.second;
-          cells.push_back(speedup_text(speedup) + " · " + percent_text(speedup / pattern_bound(p)));
-        } else {
-          cells.push_back(case_mark(t, p, m));
-        }
-      }
-      md << table_row(cells);
-    }
-    md << "\n";
-  }
-  lift_table(md, kernel);
-}
-
 // Rows of plots/plot_data.csv: benchmark, dtype, model, pattern, M, speedup, bound.
 std::string plot_data(const RunResults& r) {
   std::ostringstream csv;
@@ -184,26 +88,7 @@ std::string plot_data(const RunResults& r) {
   };
   end_to_end("prefill", r.prefill);
   end_to_end("decode", r.decode);
-  std::map<std::tuple<std::string, std::string, std::string, std::int64_t>,
-           std::pair<double, double>>
-      kernel;
-  std::set<std::tuple<std::string, std::string, std::string, std::int64_t>> broken;
-  for (const auto& k : r.kernel) {
-    const auto key = std::make_tuple(k.dtype, k.model, k.pattern, k.m);
-    if (k.status != "passed" || std::isnan(k.dense_gemm_us) || std::isnan(k.sparse_gemm_us)) {
-      broken.insert(key);
-      continue;
-    }
-    kernel[key].first += k.dense_gemm_us;
-    kernel[key].second += k.sparse_gemm_us;
-  }
-  for (const auto& [key, t] : kernel) {
-    if (broken.count(key)) continue;
-    csv << "kernel," << std::get<0>(key) << "," << std::get<1>(key) << "," << std::get<2>(key)
-        << "," << std::get<3>(key) << "," << fixed(t.first / t.second, 4) << ","
-        << fixed(pattern_bound(std::get<2>(key)), 4) << "\n";
-    ++rows;
-  }
+  rows += write_kernel_plot_data(csv, r.kernel);
   return rows > 0 ? csv.str() : "";
 }
 
@@ -260,6 +145,15 @@ std::string table_head(const std::vector<std::string>& cells) {
 
 // ---- patterns ----------------------------------------------------------------------
 
+std::string base_pattern(const std::string& p) {
+  const std::string suffix = kCutlassSeries;
+  if (p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0)
+    return p.substr(0, p.size() - suffix.size());
+  return p;
+}
+
+bool is_cutlass_series(const std::string& p) { return base_pattern(p) != p; }
+
 int pattern_rank(const std::string& p) {
   // Twice the length, plus one for the CUTLASS column beside its pattern.
   const int cutlass = is_cutlass_series(p) ? 1 : 0;
@@ -301,6 +195,16 @@ void sort_patterns(std::vector<std::string>& patterns) {
 
 // ---- sections ----------------------------------------------------------------------
 
+std::string case_mark(const GridTable& t, const std::string& pattern, std::int64_t m) {
+  const auto it = t.cases.find({pattern, m});
+  if (it == t.cases.end()) return "";
+  const CellRecord& c = it->second;
+  if (c.status == "failed") return "❌ " + cell_text(c.error_class);
+  if (c.status == "skipped") return "⏭";
+  if (c.status == "passed") return "";
+  return "⏸";
+}
+
 void write_performance(std::ostream& md, const RunResults& results, const PerformanceGrids& grids,
                        const Plots& plots, const std::string& plot_note) {
   md << "## Performance\n\n";
@@ -310,7 +214,7 @@ void write_performance(std::ostream& md, const RunResults& results, const Perfor
   }
   end_to_end_tables(md, "Prefill", grids.prefill, results.prefill);
   end_to_end_tables(md, "Decode", grids.decode, results.decode);
-  kernel_tables(md, grids.kernel, results.kernel);
+  write_kernel_tables(md, grids.kernel, results.kernel);
   md << "### Speedup against M\n\n";
   if (plots.empty()) md << "No plots: " << plot_note << "\n\n";
   for (const auto& [path, title] : plots) md << "![" << title << "](" << path << ")\n\n";
@@ -398,15 +302,19 @@ Plots make_plots(const RunResults& results, const std::string& root, const Repor
     const std::string rest = line.substr(line.find(',') + 1);
     made.insert({benchmark, rest.substr(0, rest.find(','))});
   }
-  for (const char* benchmark : {"prefill", "decode", "kernel"})
+  // The plot script's benchmarks (plot_data's first column), in the report's order.
+  const std::pair<const char*, const char*> titles[] = {
+      {"prefill", "Prefill speedup"},
+      {"decode", "Decode speedup"},
+      {"kernel", "Kernel GEMM speedup"},
+      {"layer", "Whole-layer speedup (over the faster dense layer)"},
+      {"kernel_cutlass", "CUTLASS GEMM speedup (over the CUTLASS dense GEMM)"}};
+  for (const auto& [benchmark, title] : titles)
     for (const auto& [b, dtype] : made) {
       if (b != benchmark) continue;
       const std::string png = "plots/" + b + "_" + dtype + ".png";
       if (fs::exists(root + "/" + png, ec))
-        plots.emplace_back(png, std::string(b == "kernel"    ? "Kernel GEMM"
-                                            : b == "prefill" ? "Prefill"
-                                                             : "Decode") +
-                                    " speedup against M, " + upper(dtype));
+        plots.emplace_back(png, std::string(title) + " against M, " + upper(dtype));
     }
   if (plots.empty()) note = "the plot script made no PNG (see plots/plot.log).";
   return plots;

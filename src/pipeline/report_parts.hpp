@@ -1,6 +1,7 @@
 // What the report of a pipeline run and the report of a folder the benchmarks wrote directly
 // share (private to the pipeline room): Markdown formatting, the grid of cases a performance
-// table shows, the performance section, the hardware table and the speedup plots.
+// table shows, the performance section (its kernel part in kernel_report.cpp), the hardware
+// table and the speedup plots.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,8 @@ std::string table_head(const std::vector<std::string>& cells);
 
 // ---- patterns, as table columns ----
 // A column is a pattern ("dense", "2_8"), or a pattern with kCutlassSeries appended.
+std::string base_pattern(const std::string& p);  // "2_8+cutlass" → "2_8"
+bool is_cutlass_series(const std::string& p);
 int pattern_rank(const std::string& p);           // dense first, then by L, 2_inf last
 std::string pattern_label(const std::string& p);  // "6:8 (2_8)", "dense (cuBLASLt)"
 double pattern_bound(const std::string& p);       // L/(L-2); 1 for dense
@@ -48,6 +51,22 @@ struct GridTable {
 struct PerformanceGrids {
   std::vector<GridTable> prefill, decode, kernel;
 };
+
+// A case with no measurement to show: how it ended ("" when it passed).
+std::string case_mark(const GridTable& t, const std::string& pattern, std::int64_t m);
+
+// ---- the kernel benchmark (kernel_report.cpp) ----
+// Its tables: GEMM speedup, whole-layer speedup, our CUTLASS kernel (--sparse-backend both),
+// quantize + lift.
+void write_kernel_tables(std::ostream& md, const std::vector<GridTable>& tables,
+                         const std::vector<KernelRow>& kernel);
+// Its rows of plots/plot_data.csv (benchmarks kernel, layer, kernel_cutlass); returns how many.
+int write_kernel_plot_data(std::ostream& csv, const std::vector<KernelRow>& kernel);
+// A pipeline's grid names cases by the plan's patterns: a pattern whose kernel rows all measured
+// our CUTLASS GEMM (--sparse-backend cutlass) becomes that pattern's CUTLASS series, as the
+// rows name it.
+void name_cutlass_kernel_series(std::vector<GridTable>& tables,
+                                const std::vector<KernelRow>& kernel);
 
 using Plots = std::vector<std::pair<std::string, std::string>>;  // PNG path, title
 

@@ -1,6 +1,7 @@
 #include "run_results.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -30,6 +31,11 @@ std::int64_t integer(const CsvFile& csv, std::size_t row, const std::string& col
   }
   throw FormatError(csv.path() + ": row " + std::to_string(row + 2) + ": " + column + " '" + text +
                     "' is not an integer");
+}
+
+// A column of newer files only: NaN (not measured) where the file lacks it.
+double optional_number(const CsvFile& csv, std::size_t row, const std::string& column) {
+  return csv.has_column(column) ? csv.number(row, column) : NAN;
 }
 
 // Rows keyed by what they measure (model, dtype, pattern, M[, layer]), so a rerun of a case
@@ -100,6 +106,16 @@ int read_kernel(const CsvFile& csv, const std::string& file, const JobRecord* jo
     row.quant_lift_gbps = csv.number(r, "quant_lift_GBps");
     row.quant_lift_vs_copy = csv.number(r, "quant_lift_vs_copy");
     row.copy_gbps = csv.number(r, "copy_GBps");
+    row.dense_fused_layer_us = optional_number(csv, r, "dense_fused_layer_us");
+    row.cutlass_columns = csv.has_column("cutlass_gemm_epilogue_us");
+    row.cutlass_gemm_us = optional_number(csv, r, "cutlass_gemm_epilogue_us");
+    row.cutlass_dense_us = optional_number(csv, r, "cutlass_dense_epilogue_us");
+    row.cutlass_layer_us = optional_number(csv, r, "cutlass_layer_us");
+    // "cutlass" is backend_name(GemmBackendKind::CutlassSparse) (the GEMM room, which this CPU
+    // room does not link). Files written before the column measured cuSPARSELt (the only
+    // backend then, and the default since).
+    if (csv.has_column("sparse_backend") && csv.at(r, "sparse_backend") == "cutlass")
+      row.pattern += kCutlassSeries;
     row.status = csv.at(r, "status");
     row.error = csv.at(r, "error");
     const KernelKey key{row.model, row.dtype, row.pattern, row.m, row.layer};
@@ -174,6 +190,12 @@ RunResults read_run_results(const PipelineStatus& status, const std::string& res
   }
   std::sort(out.ignored.begin(), out.ignored.end());
   return out;
+}
+
+double KernelRow::best_dense_layer_us() const {
+  if (std::isnan(dense_fused_layer_us)) return dense_layer_us;
+  if (std::isnan(dense_layer_us)) return dense_fused_layer_us;
+  return std::min(dense_layer_us, dense_fused_layer_us);
 }
 
 std::string GpuFolder::describe() const {

@@ -4,6 +4,7 @@
 // folder is listed as ignored, with the reason. Private to the pipeline room.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -15,8 +16,9 @@
 
 namespace slidesparse::pipeline {
 
-// In a folder of direct runs, the pattern of an end-to-end row of the sparse-cutlass
-// backend carries this suffix ("2_8+cutlass"): its own table column, apart from cuSPARSELt's.
+// The pattern of a row measured on our CUTLASS GEMM instead of cuSPARSELt carries this suffix
+// ("2_8+cutlass"): its own table column, apart from cuSPARSELt's. End-to-end rows of the
+// sparse-cutlass backend (in a folder of direct runs) and kernel rows of --sparse-backend cutlass.
 inline constexpr const char* kCutlassSeries = "+cutlass";
 
 // One row of e2e_prefill.csv / e2e_decode.csv (docs/results-format.md).
@@ -29,15 +31,27 @@ struct EndToEndRow {
   std::string status, error;
 };
 
-// One row of kernel_bench.csv (one layer of one model at one M and pattern).
+// One row of kernel_bench.csv (one layer of one model at one M and pattern). A column the CSV
+// lacks (files written before it existed) reads as not measured.
 struct KernelRow {
+  // pattern: "2_8", or "2_8+cutlass" (kCutlassSeries) where the sparse_* columns measured our
+  // CUTLASS GEMM (--sparse-backend cutlass): its own table column, apart from cuSPARSELt's.
   std::string model, dtype, layer, pattern;
   std::string file;  // the CSV, relative to the results folder
   std::int64_t m = 0;
   double dense_gemm_us = 0, sparse_gemm_us = 0, dense_layer_us = 0, sparse_layer_us = 0;
   double quant_lift_gbps = 0, quant_lift_vs_copy = 0;
   double copy_gbps = 0;  // device-to-device copy bandwidth measured in the same run
+  // FP8 on cc 9.0: the dense layer on cuBLASLt with the dequantization in its epilogue.
+  double dense_fused_layer_us = NAN;
+  // --sparse-backend both: our CUTLASS sparse GEMM with its dequantizing epilogue, the CUTLASS
+  // dense GEMM with the same epilogue, and the whole layer on the CUTLASS GEMM.
+  bool cutlass_columns = false;  // the CSV has them (empty cells: not measured, see error)
+  double cutlass_gemm_us = NAN, cutlass_dense_us = NAN, cutlass_layer_us = NAN;
   std::string status, error;
+
+  // The dense layer every layer speedup is measured against: the faster of the two.
+  double best_dense_layer_us() const;
 };
 
 struct RunResults {

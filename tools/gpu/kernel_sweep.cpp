@@ -98,6 +98,7 @@ const std::vector<std::string> kColumns = {"model",
                                            "sparse_candidates",
                                            "dense_fused_gemm_us",
                                            "dense_fused_algo",
+                                           "sparse_backend",
                                            "status",
                                            "error"};
 
@@ -129,8 +130,8 @@ std::vector<float> random_matrix(std::int64_t rows, std::int64_t cols, std::uint
 std::string fmt_us(double us) { return std::isnan(us) ? "" : format_double(us, 2); }
 std::string fmt_ratio(double r) { return std::isnan(r) ? "" : format_double(r, 3); }
 
-std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24_sparse,
-                                  double copy_gbs, bool with_cutlass) {
+std::vector<std::string> cell_row(const Cell& c, Precision precision, GemmBackendKind sparse_kind,
+                                  double t24_sparse, double copy_gbs, bool with_cutlass) {
   const double speedup = c.dense_gemm_us / c.sparse_gemm_us;
   const double best_dense_layer_us = c.best_dense_layer_us();
   const double layer_speedup = best_dense_layer_us / c.sparse_layer_us;
@@ -177,6 +178,7 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, double t24
       std::to_string(c.sparse_candidates),
       fmt_us(c.dense_fused_gemm_us),
       c.dense_fused_algo,
+      backend_name(sparse_kind),  // which 2:4 GEMM the sparse_* columns measured
       c.status,
       c.error};
   if (with_cutlass) {
@@ -204,18 +206,22 @@ int count_ok(const std::vector<AlgoTiming>& timings) {
 }
 
 void write_summary(const std::string& path, const std::vector<Cell>& cells, Precision precision,
-                   const DeviceInfo& device, double copy_gbs, bool warm_l2) {
+                   GemmBackendKind sparse_kind, const DeviceInfo& device, double copy_gbs,
+                   bool warm_l2) {
   std::string md = "# Kernel benchmark: " + std::string(precision_label(precision)) + " on " +
                    device.name + "\n\n";
-  md +=
-      "GEMM speedup of each pattern over tuned cuBLASLt dense on the same pruned quantized "
-      "weights (same run); in brackets the whole layer (quantize(+lift) → GEMM → dequantize) "
-      "against the faster dense layer (cuBLASLt + dequantize kernel, or for FP8 on cc 9.0 "
-      "cuBLASLt with the dequantization in its epilogue). " +
-      std::string(warm_l2 ? "Timed back to back, with whatever L2 still held (--warm-l2). "
-                          : "L2 flushed before every timed run: weights and activations come "
-                            "from device memory, as inside a model. ") +
-      "Device-to-device copy bandwidth in this run: " + format_double(copy_gbs, 0) + " GB/s.\n\n";
+  md += "GEMM speedup of each pattern (sparse GEMM: " +
+        std::string(sparse_kind == GemmBackendKind::CutlassSparse
+                        ? "our CUTLASS kernel, its time including the dequantizing epilogue"
+                        : "cuSPARSELt") +
+        ") over tuned cuBLASLt dense on the same pruned quantized "
+        "weights (same run); in brackets the whole layer (quantize(+lift) → GEMM → dequantize) "
+        "against the faster dense layer (cuBLASLt + dequantize kernel, or for FP8 on cc 9.0 "
+        "cuBLASLt with the dequantization in its epilogue). " +
+        std::string(warm_l2 ? "Timed back to back, with whatever L2 still held (--warm-l2). "
+                            : "L2 flushed before every timed run: weights and activations come "
+                              "from device memory, as inside a model. ") +
+        "Device-to-device copy bandwidth in this run: " + format_double(copy_gbs, 0) + " GB/s.\n\n";
   std::vector<std::string> patterns;
   for (const auto& c : cells)
     if (std::find(patterns.begin(), patterns.end(), c.pattern.zeros_name()) == patterns.end())
@@ -360,10 +366,11 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
           if (o.shape.model == c.shape.model && o.shape.layer == c.shape.layer && o.m == c.m &&
               !o.pattern.is_infinite() && o.pattern.length() == 4)
             t24 = o.sparse_gemm_us;
-        table.add_row(cell_row(c, precision, t24, copy_gbs, with_cutlass));
+        table.add_row(cell_row(c, precision, sparse_kind, t24, copy_gbs, with_cutlass));
       }
       table.save();
-      write_summary(folder + "/kernel_bench.md", cells, precision, device, copy_gbs, opt.warm_l2);
+      write_summary(folder + "/kernel_bench.md", cells, precision, sparse_kind, device, copy_gbs,
+                    opt.warm_l2);
     };
 
     for (const BenchShape& shape : shapes) {
@@ -540,7 +547,7 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                           ? best.median_us
                           : time_median_us(
                                 [&] { cutlass_layer->run_gemm(m, LinearPath::Sparse, s); }, s, 3,
-                                opt.reps);
+                                opt.reps, l2);
                   if (!opt.tune_only)
                     c.cutlass_layer_us = time_median_us(
                         [&] { cutlass_layer->forward(xp, m, yp, s, LinearPath::Sparse); }, s, 3,
