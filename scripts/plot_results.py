@@ -30,15 +30,19 @@ TITLES = {
 
 
 CUTLASS = "+cutlass"
+# The series after a pattern, as the report's tables name them (report_parts.cpp).
+SERIES_LABELS = {"": "", CUTLASS: " CUTLASS", "+fallback": " + dense fallback",
+                 CUTLASS + "+fallback": " CUTLASS + dense fallback", "+auto": " auto backend"}
 
 
 def base_pattern(pattern):
-    return pattern[: -len(CUTLASS)] if pattern.endswith(CUTLASS) else pattern
+    """'2_8+cutlass' -> '2_8': the series (CUTLASS, dense fallback, auto) follows a '+'."""
+    return pattern.split("+", 1)[0]
 
 
 def pattern_rank(pattern):
     length = base_pattern(pattern).split("_")[-1]
-    return (1000 if length == "inf" else int(length), pattern.endswith(CUTLASS))
+    return (1000 if length == "inf" else int(length), pattern[len(base_pattern(pattern)):])
 
 
 def pattern_label(pattern, bound):
@@ -46,8 +50,8 @@ def pattern_label(pattern, bound):
     base = base_pattern(pattern)
     length = base.split("_")[-1]
     name = f"dense lifted ({base})" if length == "inf" else f"{int(length) - 2}:{length} ({base})"
-    if pattern.endswith(CUTLASS):
-        name += " CUTLASS"
+    series = pattern[len(base):]
+    name += SERIES_LABELS.get(series, " " + series)
     return f"{name}, bound {bound:.2f}"
 
 
@@ -85,9 +89,10 @@ def main(argv):
                 points = sorted(models[model][pattern])
                 ms = [m for m, _ in points]
                 colour = colours[base_pattern(pattern)]
-                cutlass = pattern.endswith(CUTLASS)
-                (line,) = ax.plot(ms, [s for _, s in points], marker="s" if cutlass else "o",
-                                  linestyle=":" if cutlass else "-", color=colour)
+                series = pattern[len(base_pattern(pattern)):]
+                style = {"": ("o", "-"), CUTLASS: ("s", ":")}.get(series, ("^", "-."))
+                (line,) = ax.plot(ms, [s for _, s in points], marker=style[0],
+                                  linestyle=style[1], color=colour)
                 handles[pattern] = line
                 ax.axhline(bounds[pattern], color=colour, linestyle="--", linewidth=0.8)
             handles["dense"] = ax.axhline(1.0, color="black", linewidth=1.0)

@@ -258,6 +258,28 @@ TEST_F(BenchReport, CutlassRowsAndConvertedModelNamesKeepTheirPlace) {
   EXPECT_FALSE(contains(data, "kernel,int8,qwen2.5-7b,2_8,16384")) << data;  // failed
 }
 
+TEST_F(BenchReport, TheDenseBaselineIsTheFastestDenseGemmAndEachSeriesHasItsColumn) {
+  // Hand-made rows: a faster dense GEMM (--dense-gemm cublaslt_fused) becomes the baseline and
+  // is named; a slower one (cutlass_dense) does not replace it. The dense fallback and the auto
+  // backend get columns of their own beside cuSPARSELt's 2_8.
+  // 156,694 / 200,000 = 0.78x; 190,000 / 200,000 = 0.95x; 180,000 / 200,000 = 0.90x.
+  std::ofstream(dir_ / "e2e" / "e2e_prefill.csv", std::ios::app)
+      << "llama3.2-1b,prefill,dense-cublaslt_fused,dense,int8,4096,195.3,200000.0,11.0,8.6,1.8,"
+         "passed,\n"
+      << "llama3.2-1b,prefill,dense-cutlass_dense,dense,int8,4096,170.0,174000.0,12.0,8.6,1.8,"
+         "passed,\n"
+      << "llama3.2-1b,prefill,sparse-fallback,2_8,int8,4096,185.5,190000.0,11.5,8.6,1.8,passed,\n"
+      << "llama3.2-1b,prefill,sparse-auto,2_8,int8,4096,175.8,180000.0,11.5,8.6,1.8,passed,\n";
+  const std::string md = report(no_plots());
+  EXPECT_TRUE(contains(md, "| M | dense tok/s | 2:4 (2_4) | 6:8 (2_8) | 6:8 (2_8) + dense fallback "
+                           "| 6:8 (2_8) auto backend |"))
+      << md;
+  EXPECT_TRUE(contains(md, "| 4096 | 200,000 (cublaslt_fused) | 178,298 · 0.89x · 45% | "
+                           "156,694 · 0.78x · 59% | 190,000 · 0.95x · 71% | "
+                           "180,000 · 0.90x · 68% |"))
+      << md;
+}
+
 TEST_F(BenchReport, PlotsAreDrawnAndEmbedded) {
   if (std::system("python3 -c 'import matplotlib' > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "python3 has no matplotlib here";

@@ -34,8 +34,8 @@ void end_to_end_tables(std::ostream& md, const std::string& title,
     if (r.status == "passed" && !std::isnan(r.tokens_per_s))
       at[{r.dtype, r.model, r.pattern, r.m}] = &r;
   md << "### " << title << " throughput\n\n";
-  md << "Tokens/s of the dense baseline; for each pattern: tokens/s · speedup over dense at the "
-        "same M · "
+  md << "Tokens/s of the dense baseline (the fastest dense GEMM measured, named where it is not "
+        "plain cuBLASLt); for each pattern: tokens/s · speedup over dense at the same M · "
         "efficiency = speedup / bound L/(L-2).\n\n";
   for (const GridTable& t : tables) {
     md << "**" << t.model << ", " << upper(t.dtype) << "**\n\n";
@@ -54,6 +54,9 @@ void end_to_end_tables(std::ostream& md, const std::string& title,
         }
         const double tps = it->second->tokens_per_s;
         std::string text = thousands(tps);
+        const std::string& backend = it->second->backend;
+        if (p == "dense" && backend.rfind("dense-", 0) == 0)  // the dense GEMM that was fastest
+          text += " (" + backend.substr(6) + ")";
         if (p != "dense" && dense != at.end() && dense->second->tokens_per_s > 0) {
           const double speedup = tps / dense->second->tokens_per_s;
           text += " · " + speedup_text(speedup) + " · " + percent_text(speedup / pattern_bound(p));
@@ -145,30 +148,56 @@ std::string table_head(const std::vector<std::string>& cells) {
 
 // ---- patterns ----------------------------------------------------------------------
 
-std::string base_pattern(const std::string& p) {
-  const std::string suffix = kCutlassSeries;
-  if (p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0)
-    return p.substr(0, p.size() - suffix.size());
-  return p;
+std::string base_pattern(const std::string& p) { return p.substr(0, p.find('+')); }
+
+bool is_cutlass_series(const std::string& p) {
+  return p.find(kCutlassSeries) != std::string::npos;
 }
 
-bool is_cutlass_series(const std::string& p) { return base_pattern(p) != p; }
+namespace {
+// The series after a pattern, in column order: the library (""), then kCutlassSeries, ...
+const std::vector<std::pair<std::string, std::string>>& series_labels() {
+  static const std::vector<std::pair<std::string, std::string>> labels = {
+      {"", ""},
+      {kCutlassSeries, " CUTLASS"},
+      {kFallbackSeries, " + dense fallback"},
+      {std::string(kCutlassSeries) + kFallbackSeries, " CUTLASS + dense fallback"},
+      {kAutoSeries, " auto backend"}};
+  return labels;
+}
+
+int series_index(const std::string& p) {
+  const std::string suffix = p.substr(base_pattern(p).size());
+  const auto& labels = series_labels();
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    if (labels[i].first == suffix) return static_cast<int>(i);
+  return static_cast<int>(labels.size());
+}
+}  // namespace
 
 int pattern_rank(const std::string& p) {
-  // Twice the length, plus one for the CUTLASS column beside its pattern.
-  const int cutlass = is_cutlass_series(p) ? 1 : 0;
+  // By length, each pattern's series (CUTLASS, fallback, ...) in the columns beside it.
+  const int series = series_index(p);
+  const int width = static_cast<int>(series_labels().size()) + 1;
   const std::string base = base_pattern(p);
-  if (base == "dense" || base.empty()) return -2 + cutlass;
+  if (base == "dense" || base.empty()) return -width + series;
   try {
     const Pattern pattern = Pattern::parse(base);
-    return 2 * (pattern.is_infinite() ? 1000 : pattern.length()) + cutlass;
+    return width * (pattern.is_infinite() ? 1000 : pattern.length()) + series;
   } catch (const InvalidArgument&) {
-    return 4000 + cutlass;
+    return width * 4000 + series;
   }
 }
 
 std::string pattern_label(const std::string& p) {
-  if (is_cutlass_series(p)) return pattern_label(base_pattern(p)) + " CUTLASS";
+  const std::string base = base_pattern(p);
+  if (base != p) {
+    const int series = series_index(p);
+    const auto& labels = series_labels();
+    return pattern_label(base) + (series < static_cast<int>(labels.size())
+                                      ? labels[static_cast<std::size_t>(series)].second
+                                      : " " + p.substr(base.size()));
+  }
   if (p == "dense") return "dense (cuBLASLt)";
   try {
     return Pattern::parse(p).display_name();

@@ -20,11 +20,21 @@ namespace slidesparse::pipeline {
 // ("2_8+cutlass"): its own table column, apart from cuSPARSELt's. End-to-end rows of the
 // sparse-cutlass backend (in a folder of direct runs) and kernel rows of --sparse-backend cutlass.
 inline constexpr const char* kCutlassSeries = "+cutlass";
+// Other series of the end-to-end benchmark's sparse backends (their CSV backend label):
+// sparse-fallback → "+fallback", sparse-cutlass-fallback → "+cutlass+fallback", sparse-auto →
+// "+auto". Everything from the first '+' on names the series; before it stands the pattern.
+inline constexpr const char* kFallbackSeries = "+fallback";
+inline constexpr const char* kAutoSeries = "+auto";
+
+// The series suffix of an end-to-end backend label ("" for sparse and the dense ones).
+std::string end_to_end_series(const std::string& backend);
 
 // One row of e2e_prefill.csv / e2e_decode.csv (docs/results-format.md).
 struct EndToEndRow {
   std::string model, dtype, pattern;  // pattern: "dense" or "2_8"
-  std::string backend;                // dense, sparse, sparse-cutlass
+  // dense, dense-<gemm>, sparse, sparse-cutlass, sparse[-cutlass]-fallback, sparse-auto; of
+  // several dense rows for one model, dtype and M, the fastest passed one is kept.
+  std::string backend;
   std::string file;                   // the CSV, relative to the results folder
   std::int64_t m = 0;
   double tokens_per_s = 0, requests_per_s = 0, gemm_ms = 0, attention_ms = 0, other_ms = 0;
