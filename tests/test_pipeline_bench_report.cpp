@@ -12,6 +12,7 @@
 #include <string>
 
 #include "slidesparse/error.hpp"
+#include "report_fixtures.hpp"
 #include "slidesparse/pipeline/report.hpp"
 
 namespace slidesparse::pipeline {
@@ -19,19 +20,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kData = std::string(SLIDESPARSE_TEST_DATA_DIR) + "/pipeline";
-const std::string kRepo = fs::path(SLIDESPARSE_TEST_DATA_DIR).parent_path().parent_path().string();
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using test::contains;
+using test::kData;
+using test::kRepo;
+using test::read;
 
 ReportOptions no_plots() {
   ReportOptions o;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "slidesparse/error.hpp"
+#include "report_fixtures.hpp"
 #include "slidesparse/pipeline/report.hpp"
 
 namespace slidesparse::pipeline {
@@ -18,15 +19,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kData = std::string(SLIDESPARSE_TEST_DATA_DIR) + "/pipeline";
-const std::string kRepo = fs::path(SLIDESPARSE_TEST_DATA_DIR).parent_path().parent_path().string();
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using test::contains;
+using test::kData;
+using test::kRepo;
+using test::read;
 
 // A copy of the fixture: the report writes into its results folder.
 class ReportFixture : public ::testing::Test {
@@ -56,10 +52,6 @@ class ReportFixture : public ::testing::Test {
   fs::path dir_;
   ReportResult result_;
 };
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 TEST_F(ReportFixture, TablesHoldTheNumbersOfTheResultFiles) {
   const std::string md = report(no_plots());
