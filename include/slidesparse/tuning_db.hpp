@@ -86,10 +86,14 @@ class TuningDb {
   void save(const std::string& path) const;
 
   std::size_t size() const { return entries_.size(); }
+  // Counts the put() calls (loading puts every entry): a reader that remembers choices made from
+  // the entries (the linear layer's per-M choice) knows when they may have changed.
+  std::uint64_t revision() const { return revision_; }
 
  private:
   TuningKey key_;
   std::string stale_reason_;
+  std::uint64_t revision_ = 0;
   std::vector<TuningEntry> entries_;  // kept sorted by (backend, precision, pattern, n, k, m)
 };
 

@@ -247,6 +247,7 @@ void TuningDb::put(TuningEntry entry) {
     *it = std::move(entry);
   else
     entries_.insert(it, std::move(entry));
+  ++revision_;
 }
 
 std::optional<TuningEntry> TuningDb::lookup(const std::string& backend,
