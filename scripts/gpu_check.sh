@@ -79,6 +79,7 @@ if has_stage e2e; then
 qwen2.5-7b --stage prefill --M 8192,16384 --backend dense --dense-gemm cublaslt_fused --dtype fp8;\
 qwen2.5-7b --stage prefill --M 8192,16384 --backend sparse --pattern 2_8 --dtype fp8;\
 qwen2.5-7b --stage prefill --M 8192,16384 --backend sparse --pattern 2_8 --sparse-backend cutlass --dtype fp8;\
+qwen2.5-7b --stage prefill --M 8192,16384 --backend sparse --pattern 2_8 --sparse-backend auto --dtype fp8;\
 qwen2.5-7b --stage decode --M 64,256 --backend dense --dtype fp8;\
 qwen2.5-7b --stage decode --M 64,256 --backend sparse --pattern 2_8 --dtype fp8;\
 qwen2.5-7b --stage decode --M 64,256 --backend sparse --pattern 2_8 --dense-fallback --dtype fp8"}

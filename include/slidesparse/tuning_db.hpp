@@ -86,10 +86,15 @@ class TuningDb {
   void save(const std::string& path) const;
 
   std::size_t size() const { return entries_.size(); }
+  // Changes with every put() (loading puts every entry): a stamp unique in the process, which a
+  // copy shares with the entries it copied. A reader that remembers choices made from the entries
+  // (the linear layer's per-M choice) knows from it when they may have changed. 0: never put.
+  std::uint64_t revision() const { return revision_; }
 
  private:
   TuningKey key_;
   std::string stale_reason_;
+  std::uint64_t revision_ = 0;
   std::vector<TuningEntry> entries_;  // kept sorted by (backend, precision, pattern, n, k, m)
 };
 

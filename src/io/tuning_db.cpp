@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +19,8 @@ namespace slidesparse {
 namespace {
 
 constexpr const char* kFormatName = "slidesparse-tuning";
+
+std::atomic<std::uint64_t> g_revisions{0};  // TuningDb::revision stamps, unique in the process
 
 auto entry_identity(const TuningEntry& e) {
   return std::tie(e.backend, e.precision, e.pattern, e.n, e.k, e.m);
@@ -247,6 +250,7 @@ void TuningDb::put(TuningEntry entry) {
     *it = std::move(entry);
   else
     entries_.insert(it, std::move(entry));
+  revision_ = ++g_revisions;
 }
 
 std::optional<TuningEntry> TuningDb::lookup(const std::string& backend,

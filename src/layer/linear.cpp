@@ -45,6 +45,37 @@ DeviceBuffer<float> upload(const std::vector<float>& host) {
   if (!host.empty()) buffer.upload(host.data(), host.size());
   return buffer;
 }
+
+// Why the CUTLASS sparse GEMM cannot run this layer here ("" when it can): the conditions of
+// make_cutlass_sparse_gemm and of its BF16 epilogue, checked before trying to build it.
+std::string cutlass_sparse_unavailable(const GemmContext& ctx, Precision precision,
+                                       DType activation) {
+  if (!cutlass_sparse_available())
+    return "this build has no CUTLASS backend (CUTLASS headers not found or sm_90a not among "
+           "the CUDA architectures)";
+  if (precision != Precision::INT8 && precision != Precision::FP8)
+    return std::string("it runs INT8 and FP8, not ") + precision_name(precision);
+  if (activation != DType::BF16)
+    return std::string("it writes BF16 outputs, the layer's activations are ") +
+           dtype_name(activation);
+  if (ctx.cc_major() != 9 || ctx.cc_minor() != 0)
+    return "it runs on cc 9.0 (H100/H200) only, this GPU is cc " + std::to_string(ctx.cc_major()) +
+           "." + std::to_string(ctx.cc_minor());
+  return "";
+}
+
+// The multiples every GEMM of `kinds` accepts: the largest of each.
+GemmRequirements joint_requirements(Precision precision,
+                                    const std::vector<GemmBackendKind>& kinds) {
+  GemmRequirements joint{1, 1, 1};
+  for (GemmBackendKind kind : kinds) {
+    const GemmRequirements r = gemm_requirements(precision, kind);
+    joint.m_multiple = std::max(joint.m_multiple, r.m_multiple);
+    joint.n_multiple = std::max(joint.n_multiple, r.n_multiple);
+    joint.k_multiple = std::max(joint.k_multiple, r.k_multiple);
+  }
+  return joint;
+}
 }  // namespace
 
 GemmBackendKind auto_dense_backend(int cc_major, int cc_minor, Precision precision,
@@ -99,20 +130,35 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     throw InvalidArgument("linear layer needs at least one of the sparse and dense paths");
   if (max_m_ <= 0) throw InvalidArgument("linear layer max_m must be positive");
 
-  const GemmBackendKind sparse_kind = options.sparse_backend;
-  if (sparse_kind != GemmBackendKind::CusparseLt && sparse_kind != GemmBackendKind::CutlassSparse)
-    throw InvalidArgument(std::string("linear layer sparse backend must be cusparselt or cutlass, "
-                                      "not ") +
-                          backend_name(sparse_kind));
-  const bool fused_sparse = options.build_sparse && sparse_kind == GemmBackendKind::CutlassSparse;
-  if (fused_sparse && activation_ != DType::BF16)
-    throw InvalidArgument(std::string("linear layer: the cutlass sparse backend writes BF16 "
-                                      "outputs, the layer's activations are ") +
-                          dtype_name(activation_));
+  // The sparse GEMMs to build, the default first. With sparse_backend_auto both share the slid
+  // weights' padding and the lifted input buffer: cuSPARSELt and CUTLASS agree on N ×32 and
+  // K ×32 for INT8/FP8 (gemm_requirements), so the joint multiples are each one's own and the
+  // GEMM shapes match the tuner's single-backend layers; only M differs (×16 against any), which
+  // m_gemm takes from the GEMM that runs.
+  std::vector<GemmBackendKind> sparse_kinds;
+  if (options.build_sparse && options.sparse_backend_auto) {
+    sparse_kinds.push_back(GemmBackendKind::CusparseLt);
+    const std::string unavailable = cutlass_sparse_unavailable(ctx, precision_, activation_);
+    if (unavailable.empty())
+      sparse_kinds.push_back(GemmBackendKind::CutlassSparse);
+    else
+      sparse_note_ = "the CUTLASS sparse GEMM was not built: " + unavailable;
+  } else if (options.build_sparse) {
+    const GemmBackendKind kind = options.sparse_backend;
+    if (kind != GemmBackendKind::CusparseLt && kind != GemmBackendKind::CutlassSparse)
+      throw InvalidArgument(std::string("linear layer sparse backend must be cusparselt or "
+                                        "cutlass, not ") +
+                            backend_name(kind));
+    if (kind == GemmBackendKind::CutlassSparse && activation_ != DType::BF16)
+      throw InvalidArgument(std::string("linear layer: the cutlass sparse backend writes BF16 "
+                                        "outputs, the layer's activations are ") +
+                            dtype_name(activation_));
+    sparse_kinds.push_back(kind);
+  }
   // Without a sparse (dense) path the cuSPARSELt (cuBLASLt) multiples keep the padding this
   // layer always had.
-  const GemmRequirements sparse_req = gemm_requirements(
-      precision_, options.build_sparse ? sparse_kind : GemmBackendKind::CusparseLt);
+  const GemmRequirements sparse_req = joint_requirements(
+      precision_, sparse_kinds.empty() ? std::vector{GemmBackendKind::CusparseLt} : sparse_kinds);
   // The quantize kernels write rows of a multiple of 16 elements (their k_out contract),
   // stricter than cuBLASLt's K multiple of 4 (INT8) or 8 (BF16/FP16).
   constexpr std::int64_t kQuantizeRowMultiple = 16;
@@ -170,13 +216,27 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     std::copy(weights.bias.begin(), weights.bias.end(), bias.begin());
   }
   bias_ = upload(bias);  // before the GEMMs: the cuBLASLt fused one copies it
-  if (options.build_sparse) {
+  if (!sparse_kinds.empty()) {
     const auto padded =
         pad_matrix(weights.weight.data(), n_, weights.k_slide(), n_gemm_, k_gemm_sparse_, element);
-    const auto device = upload(padded);  // compressed by the Gemm, then freed here
-    sparse_ = fused_sparse
-                  ? make_cutlass_sparse_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get())
-                  : make_cusparselt_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get());
+    const auto device = upload(padded);  // compressed by each Gemm, then freed here
+    for (GemmBackendKind kind : sparse_kinds) {
+      if (kind == GemmBackendKind::CusparseLt) {
+        sparse_.push_back(
+            make_cusparselt_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get()));
+      } else if (!options.sparse_backend_auto) {
+        sparse_.push_back(
+            make_cutlass_sparse_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get()));
+      } else {
+        // Asked for "every backend that can run": one that cannot is left out, not fatal.
+        try {
+          sparse_.push_back(
+              make_cutlass_sparse_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get()));
+        } catch (const Error& e) {
+          sparse_note_ = std::string("the CUTLASS sparse GEMM was not built: ") + e.what();
+        }
+      }
+    }
     q_sparse_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_sparse_) *
                                            element);
     q_sparse_.fill_zero(nullptr);
@@ -205,9 +265,30 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
   // The two libraries may write different accumulator types (cuSPARSELt has no FP32
   // output for 16-bit inputs): size the shared buffer for the wider one.
   std::size_t acc_element = 0;
-  for (const Gemm* g : {sparse_.get(), dense_.get()})
-    if (g) acc_element = std::max(acc_element, dtype_size(g->output_type()));
+  for (const auto& g : sparse_) acc_element = std::max(acc_element, dtype_size(g->output_type()));
+  if (dense_) acc_element = std::max(acc_element, dtype_size(dense_->output_type()));
   acc_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * n_gemm_) * acc_element);
+
+  // What the tuning database keys each GEMM's times by. Like with like: against a sparse GEMM
+  // that leaves the dequantization to a separate kernel (cuSPARSELt, always built with
+  // sparse_backend_auto), the fused cuBLASLt dense path is weighed by its plain GEMM's time (the
+  // database has both). The CUTLASS sparse GEMM's entries time it with its fused dequantization,
+  // while cuSPARSELt's and cuBLASLt's time the GEMM alone (their dequantize kernel comes after),
+  // so the choice errs towards the library backends: CUTLASS runs only where it wins by more
+  // than the dequantize kernel the others leave out.
+  for (const auto& g : sparse_)
+    sparse_candidates_.push_back(
+        {backend_name(g->kind()), pattern_.zeros_name(), n_gemm_, k_gemm_sparse_});
+  all_candidates_ = sparse_candidates_;
+  if (dense_) {
+    const bool any_unfused = std::any_of(sparse_.begin(), sparse_.end(),
+                                         [](const auto& g) { return !g->fuses_dequantize(); });
+    const GemmBackendKind dense_timed =
+        dense_->kind() == GemmBackendKind::CublasLtFused && any_unfused
+            ? GemmBackendKind::CublasLtDense
+            : dense_->kind();
+    all_candidates_.push_back({backend_name(dense_timed), "dense", n_gemm_, k_gemm_dense_});
+  }
   SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
 }
 
@@ -221,82 +302,177 @@ const void* SlideSparseLinear::gemm_input(LinearPath path) const {
   return resolve(1, path) == LinearPath::Sparse ? q_sparse_.get() : q_dense_.get();
 }
 
+std::uint64_t SlideSparseLinear::sparse_weight_bytes() const {
+  return static_cast<std::uint64_t>(sparse_.size()) *
+         static_cast<std::uint64_t>(n_gemm_ * k_gemm_sparse_) *
+         dtype_size(precision_storage(precision_));
+}
+
+SlideSparseLinear::Choice SlideSparseLinear::choose(std::int64_t m) const {
+  Choice c;
+  if (sparse_.empty()) return c;
+  const std::size_t winner = fastest_gemm(tuning_, precision_, all_candidates_, m);
+  // Never slower than dense: where dense measured faster than every sparse GEMM, Auto runs dense
+  // (and the sparse path, asked for by name, its own fastest).
+  c.dense = dense_ && winner == sparse_.size();
+  if (!c.dense)
+    c.sparse = winner;
+  else if (sparse_.size() > 1)
+    c.sparse = fastest_gemm(tuning_, precision_, sparse_candidates_, m);
+  return c;
+}
+
+SlideSparseLinear::Choice SlideSparseLinear::choice(std::int64_t m) const {
+  if (!tuning_ || all_candidates_.size() < 2) return Choice{};  // one candidate: no lookups
+  if (tuning_->revision() == choices_revision_) {
+    const auto it = choices_.find(m);
+    if (it != choices_.end()) return it->second;
+  }
+  return choose(m);
+}
+
+void SlideSparseLinear::remember_choice(std::int64_t m) {
+  if (!tuning_ || all_candidates_.size() < 2) return;
+  if (tuning_->revision() != choices_revision_) {  // the database changed: choose again
+    for (auto& [remembered_m, c] : choices_) c = choose(remembered_m);
+    choices_revision_ = tuning_->revision();
+  }
+  choices_[m] = choose(m);
+}
+
 LinearPath SlideSparseLinear::resolve(std::int64_t m, LinearPath path) const {
-  if (path == LinearPath::Sparse && !sparse_)
+  if (path == LinearPath::Sparse && sparse_.empty())
     throw InvalidArgument("this linear layer was built without its sparse path");
   if (path == LinearPath::Dense && !dense_)
     throw InvalidArgument("this linear layer was built without its dense path");
   if (path != LinearPath::Auto) return path;
-  if (!sparse_) return LinearPath::Dense;
-  if (!dense_ || !tuning_ || tuning_->stale()) return LinearPath::Sparse;
-  const auto sparse = tuning_->lookup(backend_name(sparse_->kind()), precision_name(precision_),
-                                      pattern_.zeros_name(), n_gemm_, k_gemm_sparse_, m);
-  // Like with like: against a sparse GEMM that leaves the dequantization to a separate kernel,
-  // the fused cuBLASLt dense path is weighed by its plain GEMM's time (the database has both).
-  const GemmBackendKind dense_timed =
-      dense_->kind() == GemmBackendKind::CublasLtFused && !sparse_->fuses_dequantize()
-          ? GemmBackendKind::CublasLtDense
-          : dense_->kind();
-  const auto dense = tuning_->lookup(backend_name(dense_timed), precision_name(precision_), "dense",
-                                     n_gemm_, k_gemm_dense_, m);
-  // Never slower than dense: where dense measured faster for this M bucket, dispatch dense.
-  if (sparse && dense && dense->time_us < sparse->time_us) return LinearPath::Dense;
-  return LinearPath::Sparse;
+  if (sparse_.empty()) return LinearPath::Dense;
+  if (!dense_) return LinearPath::Sparse;
+  return choice(m).dense ? LinearPath::Dense : LinearPath::Sparse;
 }
 
-Gemm& SlideSparseLinear::gemm_for(LinearPath resolved) const {
-  return resolved == LinearPath::Sparse ? *sparse_ : *dense_;
+GemmBackendKind SlideSparseLinear::sparse_gemm_for(std::int64_t m) const {
+  if (sparse_.empty()) throw InvalidArgument("this linear layer was built without its sparse path");
+  return sparse_[choice(m).sparse]->kind();
+}
+
+Gemm& SlideSparseLinear::gemm_for(std::int64_t m, LinearPath resolved) const {
+  return resolved == LinearPath::Sparse ? *sparse_[choice(m).sparse] : *dense_;
+}
+
+const Gemm* SlideSparseLinear::gemm(GemmBackendKind backend) const {
+  for (const auto& g : sparse_)
+    if (g->kind() == backend) return g.get();
+  return dense_ && dense_->kind() == backend ? dense_.get() : nullptr;
+}
+
+Gemm* SlideSparseLinear::gemm(GemmBackendKind backend) {
+  return const_cast<Gemm*>(static_cast<const SlideSparseLinear&>(*this).gemm(backend));
+}
+
+std::vector<GemmBackendKind> SlideSparseLinear::backends(LinearPath path) const {
+  std::vector<GemmBackendKind> out;
+  if (path != LinearPath::Dense)
+    for (const auto& g : sparse_) out.push_back(g->kind());
+  if (path != LinearPath::Sparse && dense_) out.push_back(dense_->kind());
+  return out;
 }
 
 std::int64_t SlideSparseLinear::m_gemm(std::int64_t m, LinearPath path) const {
-  const Gemm& gemm = gemm_for(resolve(m, path));
+  const Gemm& gemm = gemm_for(m, resolve(m, path));
   return round_up(m, gemm_requirements(precision_, gemm.kind()).m_multiple);
+}
+
+std::vector<LayerGemmSearch> SlideSparseLinear::search_gemms(std::int64_t m, LinearPath path,
+                                                             const SearchOptions& options,
+                                                             cudaStream_t stream) {
+  const LinearPath resolved = resolve(m, path);
+  std::vector<LayerGemmSearch> results;
+  for (GemmBackendKind backend : backends(resolved)) {
+    Gemm& g = *gemm(backend);
+    const std::int64_t padded_m = round_up(m, gemm_requirements(precision_, backend).m_multiple);
+    auto timings = g.search(padded_m, gemm_input(resolved), acc_.get(), stream, options);
+    for (const auto& t : timings) {
+      if (!t.ok) continue;
+      g.prepare(padded_m, t.algo);
+      break;
+    }
+    results.push_back({backend, std::move(timings)});
+  }
+  remember_choice(m);
+  return results;
 }
 
 std::vector<AlgoTiming> SlideSparseLinear::search(std::int64_t m, LinearPath path,
                                                   const SearchOptions& options,
                                                   cudaStream_t stream) {
-  const LinearPath resolved = resolve(m, path);
-  Gemm& gemm = gemm_for(resolved);
-  auto timings =
-      gemm.search(m_gemm(m, resolved), gemm_input(resolved), acc_.get(), stream, options);
-  for (const auto& t : timings) {
-    if (!t.ok) continue;
-    gemm.prepare(m_gemm(m, resolved), t.algo);
-    break;
+  auto results = search_gemms(m, path, options, stream);
+  const GemmBackendKind runs = gemm_for(m, resolve(m, path)).kind();
+  for (auto& r : results)
+    if (r.backend == runs) return std::move(r.timings);
+  return {};
+}
+
+void SlideSparseLinear::record_search(TuningDb& db, std::int64_t m,
+                                      const std::vector<LayerGemmSearch>& results) const {
+  for (const LayerGemmSearch& r : results) {
+    const auto best =
+        std::find_if(r.timings.begin(), r.timings.end(), [](const AlgoTiming& t) { return t.ok; });
+    if (best == r.timings.end()) continue;
+    const bool dense = dense_ && dense_->kind() == r.backend;
+    if (!dense && !gemm(r.backend))
+      throw InvalidArgument(std::string("record_search: this linear layer has no ") +
+                            backend_name(r.backend) + " GEMM");
+    db.put({backend_name(r.backend), precision_name(precision_),
+            dense ? std::string("dense") : pattern_.zeros_name(), n_gemm_,
+            dense ? k_gemm_dense_ : k_gemm_sparse_, m, best->algo.to_json(), best->median_us});
   }
-  return timings;
 }
 
 void SlideSparseLinear::use_algo(std::int64_t m, LinearPath path, const GemmAlgo& algo) {
   const LinearPath resolved = resolve(m, path);
-  gemm_for(resolved).prepare(m_gemm(m, resolved), algo);
+  use_algo(m, gemm_for(m, resolved).kind(), algo);
+}
+
+void SlideSparseLinear::use_algo(std::int64_t m, GemmBackendKind backend, const GemmAlgo& algo) {
+  Gemm* g = gemm(backend);
+  if (!g)
+    throw InvalidArgument(std::string("use_algo: this linear layer has no ") +
+                          backend_name(backend) + " GEMM");
+  g->prepare(round_up(m, gemm_requirements(precision_, backend).m_multiple), algo);
+  remember_choice(m);
+}
+
+std::optional<GemmAlgo> SlideSparseLinear::prepared_algo(std::int64_t m,
+                                                         GemmBackendKind backend) const {
+  const Gemm* g = gemm(backend);
+  if (!g) return std::nullopt;
+  return g->prepared_algo(round_up(m, gemm_requirements(precision_, backend).m_multiple));
 }
 
 void SlideSparseLinear::prepare(const std::vector<std::int64_t>& ms) {
   for (std::int64_t m : ms) {
-    for (LinearPath path : {LinearPath::Sparse, LinearPath::Dense}) {
-      if ((path == LinearPath::Sparse && !sparse_) || (path == LinearPath::Dense && !dense_))
-        continue;
+    for (GemmBackendKind backend : backends(LinearPath::Auto)) {
+      const bool dense = dense_ && dense_->kind() == backend;
       GemmAlgo algo;  // library default unless the database has a measured choice
       if (tuning_ && !tuning_->stale()) {
-        const bool sparse = path == LinearPath::Sparse;
-        const auto entry =
-            tuning_->lookup(backend_name(gemm_for(path).kind()), precision_name(precision_),
-                            sparse ? pattern_.zeros_name() : "dense", n_gemm_, k_gemm(path), m);
+        const auto entry = tuning_->lookup(backend_name(backend), precision_name(precision_),
+                                           dense ? "dense" : pattern_.zeros_name(), n_gemm_,
+                                           dense ? k_gemm_dense_ : k_gemm_sparse_, m);
         if (entry) algo = GemmAlgo::from_json(entry->algo);
       }
       try {
-        use_algo(m, path, algo);
+        use_algo(m, backend, algo);
       } catch (const DeviceError& e) {
         // The nearest bucket's algorithm may not run this M: the library default always does.
         std::fprintf(stderr,
                      "slidesparse: warning: tuned %s algorithm for M=%lld failed (%s); "
                      "using the library default\n",
-                     linear_path_name(path), static_cast<long long>(m), e.what());
-        use_algo(m, path, GemmAlgo{});
+                     backend_name(backend), static_cast<long long>(m), e.what());
+        use_algo(m, backend, GemmAlgo{});
       }
     }
+    remember_choice(m);
   }
 }
 
@@ -314,7 +490,7 @@ void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath
 
 void SlideSparseLinear::run_gemm(std::int64_t m, LinearPath path, cudaStream_t stream) {
   const LinearPath resolved = resolve(m, path);
-  Gemm& gemm = gemm_for(resolved);
+  Gemm& gemm = gemm_for(m, resolved);
   if (gemm.fuses_dequantize()) {
     run_fused(m, resolved, acc_.get(), stream);
     return;
@@ -324,9 +500,10 @@ void SlideSparseLinear::run_gemm(std::int64_t m, LinearPath path, cudaStream_t s
 
 void SlideSparseLinear::run_fused(std::int64_t m, LinearPath resolved, void* y,
                                   cudaStream_t stream) {
-  gemm_for(resolved).run_dequantized(gemm_input(resolved), scale_x_.get(), scale_w_.get(),
-                                     has_bias_ ? bias_.get() : nullptr, y, activation_,
-                                     m_gemm(m, resolved), stream);
+  gemm_for(m, resolved)
+      .run_dequantized(gemm_input(resolved), scale_x_.get(), scale_w_.get(),
+                       has_bias_ ? bias_.get() : nullptr, y, activation_, m_gemm(m, resolved),
+                       stream);
 }
 
 void SlideSparseLinear::copy_fused_output(std::int64_t m, void* y, cudaStream_t stream) {
@@ -338,7 +515,7 @@ void SlideSparseLinear::copy_fused_output(std::int64_t m, void* y, cudaStream_t 
 }
 
 void SlideSparseLinear::dequantize(std::int64_t m, void* y, LinearPath path, cudaStream_t stream) {
-  const Gemm& gemm = gemm_for(resolve(m, path));
+  const Gemm& gemm = gemm_for(m, resolve(m, path));
   if (gemm.fuses_dequantize()) {  // run_gemm wrote Y already
     copy_fused_output(m, y, stream);
     return;
@@ -352,7 +529,7 @@ void SlideSparseLinear::dequantize(std::int64_t m, void* y, LinearPath path, cud
 void SlideSparseLinear::gemm_to_output(std::int64_t m, void* y, LinearPath path,
                                        cudaStream_t stream) {
   const LinearPath resolved = resolve(m, path);
-  if (gemm_for(resolved).fuses_dequantize()) {
+  if (gemm_for(m, resolved).fuses_dequantize()) {
     // The GEMM that dequantizes: Y straight into y when N has no padding and y suits its
     // stores (16-byte aligned), else through the accumulator buffer.
     if (n_ == n_gemm_ && reinterpret_cast<std::uintptr_t>(y) % 16 == 0) {

@@ -43,11 +43,8 @@ DeviceBuffer<std::uint16_t> upload_bf16(const std::vector<std::uint16_t>& host) 
 struct GpuLayer {
   DeviceBuffer<std::uint16_t> input_norm, post_attention_norm, attn_sub_norm, ffn_sub_norm;
   std::unique_ptr<SlideSparseLinear> qkv, o, gate_up, down;
-  // The GEMM of linear i (qkv, o, gate_up, down) on `path`.
-  const Gemm* linear_gemm(std::size_t i, LinearPath path) const {
-    SlideSparseLinear* lin =
-        std::array<SlideSparseLinear*, 4>{qkv.get(), o.get(), gate_up.get(), down.get()}[i];
-    return path == LinearPath::Dense ? lin->dense_gemm() : lin->sparse_gemm();
+  std::array<SlideSparseLinear*, 4> linears() const {
+    return {qkv.get(), o.get(), gate_up.get(), down.get()};
   }
   DeviceBuffer<std::uint16_t> k_cache, v_cache;  // [max_sequences, max_context, kv_heads, hd]
 };
@@ -128,8 +125,10 @@ struct GpuModel::Impl {
   GpuTimings last_timings;
   std::uint64_t device_bytes = 0;
   std::uint64_t dense_fallback_bytes = 0;  // the dense copies dense_fallback keeps
-  // With dense_fallback, search_untuned and no database: the searched times of both paths, so
-  // that each layer's Auto path dispatches dense where dense measured faster.
+  std::uint64_t sparse_auto_bytes = 0;     // the second sparse copies sparse_gemm_auto keeps
+  std::string sparse_gemm_note;            // why sparse_gemm_auto runs cuSPARSELt alone
+  // With dense_fallback or sparse_gemm_auto, search_untuned and no database: the searched times
+  // of every GEMM, so that each layer runs the one that measured fastest for the M.
   std::unique_ptr<TuningDb> searched;
 
   void load(WeightSource& source);
@@ -142,9 +141,9 @@ struct GpuModel::Impl {
   // Picks this prefill's attention: cuDNN's graph for the batch's shape (built on first use), or
   // the own kernel where there is none, said once per refused shape.
   void prepare_attention(std::int64_t sequences, std::int64_t max_seqlen);
-  // Times the layer's candidates on path p for M on whatever its quantized-input buffer holds
-  // (the time does not depend on the values), keeps the fastest, and with the dense fallback's
-  // in-memory database records its time there for the layer's Auto path.
+  // Times the candidates of the layer's GEMMs on path p for M on whatever its quantized-input
+  // buffer holds (the time does not depend on the values), keeps each GEMM's fastest, and with
+  // the in-memory database records their times there for the layer's choice per M.
   void search_algo(SlideSparseLinear& layer, std::int64_t m, LinearPath p);
   void linear(SlideSparseLinear& layer, const DeviceBuffer<std::uint16_t>& x, std::int64_t m,
               DeviceBuffer<std::uint16_t>& y);
@@ -186,10 +185,12 @@ void GpuModel::Impl::load(WeightSource& source) {
   const bool sparse = options.backend == GpuBackend::Sparse;
   lo.build_sparse = sparse;
   lo.build_dense = !sparse || options.dense_fallback;
-  if (sparse && options.dense_fallback && options.tuning == nullptr && options.search_untuned)
+  if (sparse && (options.dense_fallback || options.sparse_gemm_auto) && options.tuning == nullptr &&
+      options.search_untuned)
     searched = std::make_unique<TuningDb>(TuningKey{});  // in memory: this model's searches
   lo.tuning = options.tuning != nullptr ? options.tuning : searched.get();
   lo.sparse_backend = options.sparse_gemm;
+  lo.sparse_backend_auto = options.sparse_gemm_auto;
   lo.dense_backend = options.dense_gemm;
 
   const std::vector<std::uint16_t> embed_host =
@@ -233,15 +234,19 @@ void GpuModel::Impl::load(WeightSource& source) {
     layer.down = build({LinearKind::Down});
     layer.k_cache = DeviceBuffer<std::uint16_t>(cache_elements);
     layer.v_cache = DeviceBuffer<std::uint16_t>(cache_elements);
-    for (const SlideSparseLinear* lin :
-         {layer.qkv.get(), layer.o.get(), layer.gate_up.get(), layer.down.get()}) {
-      const std::uint64_t element = dtype_size(precision_storage(lin->precision()));
-      device_bytes +=
-          options.backend == GpuBackend::Dense
-              ? lin->dense_weight_bytes()
-              : static_cast<std::uint64_t>(lin->n_gemm() * lin->k_gemm(LinearPath::Sparse)) *
-                    element;
-      if (sparse && options.dense_fallback) dense_fallback_bytes += lin->dense_weight_bytes();
+    for (const SlideSparseLinear* lin : layer.linears()) {
+      if (!sparse) {
+        device_bytes += lin->dense_weight_bytes();
+        continue;
+      }
+      // Every sparse GEMM's copy of the slid weights (two with sparse_gemm_auto where CUTLASS
+      // was built), counted as the slid [n_gemm, k_gemm] matrix each.
+      const std::uint64_t sparse_bytes = lin->sparse_weight_bytes();
+      const std::uint64_t copies = lin->backends(LinearPath::Sparse).size();
+      device_bytes += sparse_bytes;
+      sparse_auto_bytes += sparse_bytes - sparse_bytes / copies;
+      if (options.dense_fallback) dense_fallback_bytes += lin->dense_weight_bytes();
+      if (sparse_gemm_note.empty()) sparse_gemm_note = lin->sparse_backend_note();
     }
     device_bytes += 2 * cache_elements * 2;
     layers.push_back(std::move(layer));
@@ -253,6 +258,14 @@ void GpuModel::Impl::load(WeightSource& source) {
   if (!options.quiet && dense_fallback_bytes > 0)
     std::fprintf(stderr, "slidesparse: dense fallback: %.1f MB of dense weights kept\n",
                  static_cast<double>(dense_fallback_bytes) / 1e6);
+  if (!options.quiet && sparse_auto_bytes > 0)
+    std::fprintf(stderr,
+                 "slidesparse: sparse GEMM auto: cuSPARSELt and CUTLASS, %.1f MB for the second "
+                 "copy of the sparse weights\n",
+                 static_cast<double>(sparse_auto_bytes) / 1e6);
+  if (!sparse_gemm_note.empty())  // once per model, not per linear
+    std::fprintf(stderr, "slidesparse: sparse GEMM auto runs cuSPARSELt only: %s\n",
+                 sparse_gemm_note.c_str());
 }
 
 void GpuModel::Impl::allocate_buffers() {
@@ -310,8 +323,7 @@ void GpuModel::Impl::prepare_linears(std::int64_t m) {
                                               ? std::vector{LinearPath::Sparse, LinearPath::Dense}
                                               : std::vector{path};
     for (GpuLayer& layer : layers) {
-      const std::array<SlideSparseLinear*, 4> linears = {layer.qkv.get(), layer.o.get(),
-                                                         layer.gate_up.get(), layer.down.get()};
+      const std::array<SlideSparseLinear*, 4> linears = layer.linears();
       for (std::size_t i = 0; i < linears.size(); ++i) {
         if (!search) {
           linears[i]->prepare({m});
@@ -320,10 +332,13 @@ void GpuModel::Impl::prepare_linears(std::int64_t m) {
         for (const LinearPath p : paths) {
           if (&layer == &layers.front()) {
             search_algo(*linears[i], m, p);
-          } else {  // the same shape as the first layer's: its winner
-            const Gemm* first = layers.front().linear_gemm(i, p);
-            if (const auto algo = first->prepared_algo(m)) linears[i]->use_algo(m, p, *algo);
+            continue;
           }
+          // The same shape as the first layer's: each of its GEMMs' winner.
+          const SlideSparseLinear& first = *layers.front().linears()[i];
+          for (const GemmBackendKind backend : first.backends(p))
+            if (const auto algo = first.prepared_algo(m, backend))
+              linears[i]->use_algo(m, backend, *algo);
         }
       }
     }
@@ -365,18 +380,12 @@ void GpuModel::Impl::search_algo(SlideSparseLinear& layer, std::int64_t m, Linea
   SearchOptions search;
   search.warmup = 2;
   search.reps = 10;
-  const auto timings = layer.search(m, p, search, stream.get());
-  if (timings.empty() || !timings.front().ok) {
-    layer.prepare({m});  // nothing ran: the library default, which the search also tried
-    return;
-  }
-  if (!searched) return;
-  // What resolve() compares for the Auto path (tuning_db.hpp's keys).
-  const Gemm& gemm = *(p == LinearPath::Dense ? layer.dense_gemm() : layer.sparse_gemm());
-  searched->put({backend_name(gemm.kind()), precision_name(layer.precision()),
-                 p == LinearPath::Dense ? std::string("dense") : layer.pattern().zeros_name(),
-                 layer.n_gemm(), layer.k_gemm(p), m, timings.front().algo.to_json(),
-                 timings.front().median_us});
+  const auto results = layer.search_gemms(m, p, search, stream.get());
+  for (const LayerGemmSearch& r : results)
+    if (r.timings.empty() || !r.timings.front().ok)  // nothing ran: the library default
+      layer.use_algo(m, r.backend, GemmAlgo{});
+  // What the layer's choice per M compares (tuning_db.hpp's keys).
+  if (searched) layer.record_search(*searched, m, results);
 }
 
 void GpuModel::Impl::linear(SlideSparseLinear& layer, const DeviceBuffer<std::uint16_t>& x,
@@ -521,6 +530,8 @@ GpuModel::GpuModel(const std::string& model, const GpuModelOptions& options)
                           options.pattern.zeros_name());
   SLIDESPARSE_REQUIRE(!options.dense_fallback || options.backend == GpuBackend::Sparse,
                       InvalidArgument, "GpuModel: dense_fallback goes with the sparse backend");
+  SLIDESPARSE_REQUIRE(!options.sparse_gemm_auto || options.backend == GpuBackend::Sparse,
+                      InvalidArgument, "GpuModel: sparse_gemm_auto goes with the sparse backend");
   SLIDESPARSE_REQUIRE(options.attention == PrefillAttention::Own || cudnn_attention_built(),
                       InvalidArgument,
                       "GpuModel: attention cudnn, but cuDNN's attention is " +
@@ -734,5 +745,7 @@ std::int64_t GpuModel::sequence_length(std::int64_t s) const {
 const std::string& GpuModel::name() const { return impl_->name; }
 std::uint64_t GpuModel::device_bytes() const { return impl_->device_bytes; }
 std::uint64_t GpuModel::dense_fallback_bytes() const { return impl_->dense_fallback_bytes; }
+std::uint64_t GpuModel::sparse_auto_bytes() const { return impl_->sparse_auto_bytes; }
+const std::string& GpuModel::sparse_gemm_note() const { return impl_->sparse_gemm_note; }
 
 }  // namespace slidesparse::runner

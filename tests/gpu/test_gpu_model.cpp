@@ -278,6 +278,68 @@ TEST_P(GpuModelTest, CutlassSparseGemmGivesTheSameInt8Logits) {
   }
 }
 
+// Every sparse GEMM per linear (sparse_gemm_auto: cuSPARSELt and CUTLASS, each searched once per
+// shape and new M, each linear running the faster) gives the INT8 logits of the cuSPARSELt-only
+// model bit for bit, also with the dense fallback as a third choice: all compute the same
+// quantized pruned product. The second copy of the sparse weights is counted and said.
+TEST_P(GpuModelTest, SparseGemmAutoGivesTheSameInt8Logits) {
+  const DeviceInfo device = query_device();
+  if (!cutlass_sparse_available() || device.cc_major != 9 || device.cc_minor != 0)
+    GTEST_SKIP() << "no CUTLASS sparse GEMM in this build or not a cc 9.0 GPU";
+  GpuModelOptions o = options(Precision::INT8, GpuBackend::Sparse, Pattern::parse("2_8"));
+  GpuModel cusparselt(dir_, o);
+  EXPECT_EQ(cusparselt.sparse_auto_bytes(), 0u);
+  o.search_untuned = true;
+  o.sparse_gemm_auto = true;
+  GpuModel both(dir_, o);
+  EXPECT_EQ(both.sparse_gemm_note(), "");
+  EXPECT_GT(both.sparse_auto_bytes(), 0u);
+  EXPECT_EQ(both.device_bytes(), cusparselt.device_bytes() + both.sparse_auto_bytes());
+  o.dense_fallback = true;
+  GpuModel three(dir_, o);
+  EXPECT_EQ(three.device_bytes(),
+            cusparselt.device_bytes() + three.sparse_auto_bytes() + three.dense_fallback_bytes());
+  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {100, 7, 300, 9, 11}, {42}};
+  std::vector<int> next = cusparselt.prefill(prompts);
+  EXPECT_EQ(both.prefill(prompts), next);
+  expect_same_logits(both.last_logits(), cusparselt.last_logits(), "sparse auto prefill");
+  EXPECT_EQ(three.prefill(prompts), next);
+  expect_same_logits(three.last_logits(), cusparselt.last_logits(), "sparse auto+fallback prefill");
+  for (int step = 0; step < 3 && !HasFailure(); ++step) {
+    const std::vector<int> fed = next;
+    next = cusparselt.decode_step(fed);
+    const std::string at = "decode step " + std::to_string(step);
+    EXPECT_EQ(both.decode_step(fed), next) << at;
+    expect_same_logits(both.last_logits(), cusparselt.last_logits(), "sparse auto " + at);
+    EXPECT_EQ(three.decode_step(fed), next) << at;
+    expect_same_logits(three.last_logits(), cusparselt.last_logits(), "sparse auto+fallback " + at);
+  }
+  o.backend = GpuBackend::Dense;
+  o.pattern = Pattern::infinite();
+  o.dense_fallback = false;
+  EXPECT_THROW(GpuModel(dir_, o), InvalidArgument);  // sparse_gemm_auto goes with sparse
+}
+
+// Where CUTLASS cannot run (here BF16 weights), sparse_gemm_auto is the cuSPARSELt model: no
+// second copy, and the reason said once.
+TEST_P(GpuModelTest, SparseGemmAutoWithoutCutlassRunsCusparselt) {
+  GpuModelOptions o = options(Precision::BF16, GpuBackend::Sparse, Pattern::parse("2_8"));
+  GpuModel cusparselt(dir_, o);
+  o.sparse_gemm_auto = true;
+  GpuModel alone(dir_, o);
+  EXPECT_NE(alone.sparse_gemm_note(), "");
+  EXPECT_EQ(alone.sparse_auto_bytes(), 0u);
+  EXPECT_EQ(alone.device_bytes(), cusparselt.device_bytes());
+  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {42}};
+  alone.prefill(prompts);
+  cusparselt.prefill(prompts);
+  // The same kernels on the same data; a tolerance only in case a library reduces in another
+  // order from run to run.
+  const std::vector<float> got = alone.last_logits(), want = cusparselt.last_logits();
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_LE(relative_l2(got.data(), want.data(), std::int64_t(want.size())), 1e-3);
+}
+
 // cuDNN's fused prefill attention and the runner's own kernel give the same model within the
 // BF16 tolerance: both against the float reference, and against each other, through prefill
 // (ragged prompts, one of a single token) and the decode steps after it.

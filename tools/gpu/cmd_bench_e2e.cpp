@@ -50,12 +50,15 @@ struct E2eOptions {
   std::string attention;  // "" = the runner's default (cudnn when built with cuDNN)
 };
 
-// The CSV's backend: dense, sparse (cuSPARSELt) or sparse-cutlass (our kernel), so rows of the
-// two sparse GEMMs keep apart; a dense GEMM asked for by name is named too (dense-cublaslt,
-// dense-cublaslt_fused, dense-cutlass_dense), so the best dense can be found among them.
+// The CSV's backend: dense, sparse (cuSPARSELt), sparse-cutlass (our kernel) or sparse-auto (the
+// faster of the two per linear and M), so rows of the sparse GEMMs keep apart; a dense GEMM asked
+// for by name is named too (dense-cublaslt, dense-cublaslt_fused, dense-cutlass_dense), so the
+// best dense can be found among them.
 std::string backend_label(const E2eOptions& opt) {
   if (opt.backend == "sparse")
-    return std::string(opt.sparse_backend == "cutlass" ? "sparse-cutlass" : "sparse") +
+    return std::string(opt.sparse_backend == "cutlass" ? "sparse-cutlass"
+                       : opt.sparse_backend == "auto"  ? "sparse-auto"
+                                                       : "sparse") +
            (opt.dense_fallback ? "-fallback" : "");
   return opt.dense_gemm.empty() ? "dense" : "dense-" + opt.dense_gemm;
 }
@@ -232,6 +235,12 @@ void save(const Output& out, const E2eOptions& opt, const std::string& name,
                                                "the layers of the same shape")) +
         ". Norms and gated activation " + (opt.unfused ? "apart from" : "fused into") +
         " the linear layers' quantize(+lift).\n\n";
+  if (opt.sparse_backend == "auto" && opt.backend == "sparse")
+    md +=
+        "Sparse GEMM auto: every linear keeps cuSPARSELt and, where it can run, the CUTLASS "
+        "sparse GEMM on the same slid weights, and runs the one measured faster for the M "
+        "(cuSPARSELt where neither was measured; the memory of the second copy is printed at "
+        "load).\n\n";
   if (opt.dense_fallback)
     md += "Dense fallback: every linear also keeps its dense weights and runs dense for the M "
           "where dense measured faster (the memory it costs is printed at load).\n\n";
@@ -327,6 +336,9 @@ void run_bench_e2e(const E2eOptions& opt) {
   options.fuse_quantize = !opt.unfused;
   options.sparse_gemm = opt.sparse_backend == "cutlass" ? GemmBackendKind::CutlassSparse
                                                         : GemmBackendKind::CusparseLt;
+  // Like cutlass, auto names the sparse backend's GEMMs and means nothing to the dense one.
+  options.sparse_gemm_auto =
+      opt.sparse_backend == "auto" && options.backend == runner::GpuBackend::Sparse;
   if (!opt.dense_gemm.empty()) {
     SLIDESPARSE_REQUIRE(opt.backend == "dense", InvalidArgument,
                         "--dense-gemm goes with --backend dense");
@@ -449,9 +461,11 @@ void add_bench_e2e_command(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--seed", opt->seed, "Seed of the random prompts")->capture_default_str();
   cmd->add_option("--sparse-backend", opt->sparse_backend,
-                  "2:4 GEMM of the sparse backend: cusparselt, or cutlass (our sm_90a kernel "
-                  "with the dequantization in its epilogue)")
-      ->check(CLI::IsMember({"cusparselt", "cutlass"}))
+                  "2:4 GEMM of the sparse backend: cusparselt, cutlass (our sm_90a kernel "
+                  "with the dequantization in its epilogue), or auto (both kept, each linear runs "
+                  "the faster per M: from --tuning of `tune --sparse-backend both`, or searched; "
+                  "the CSV's backend is sparse-auto)")
+      ->check(CLI::IsMember({"cusparselt", "cutlass", "auto"}))
       ->capture_default_str();
   cmd->add_option("--dense-gemm", opt->dense_gemm,
                   "GEMM of the dense backend: cublaslt (accumulators, then a dequantize kernel), "

@@ -21,7 +21,8 @@ void add_sweep_options(CLI::App& cmd, KernelSweepOptions& opt) {
   cmd.add_option("--sparse-backend", opt.sparse_backend,
                  "2:4 GEMM of the sparse path: cusparselt, cutlass (our sm_90a GEMM with fused "
                  "dequantization, cc 9.0) or both (CUTLASS sparse and CUTLASS dense measured in "
-                 "extra columns)")
+                 "extra columns; `tune` then records the entries `bench e2e --sparse-backend "
+                 "auto` chooses from)")
       ->check(CLI::IsMember({"cusparselt", "cutlass", "both"}))
       ->capture_default_str();
 }

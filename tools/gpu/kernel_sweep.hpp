@@ -17,7 +17,9 @@ struct KernelSweepOptions {
   bool tune_only = false;  // search and record only: no layer or quantize timings
   // The 2:4 GEMM of the sparse columns: "cusparselt", "cutlass" (our sm_90a GEMM with its
   // dequantizing epilogue), or "both" (cuSPARSELt in the sparse columns; CUTLASS sparse and the
-  // CUTLASS dense GEMM with the same epilogue in extra ones).
+  // CUTLASS dense GEMM with the same epilogue in extra ones). With a tuning database, "both"
+  // records cuSPARSELt's, CUTLASS's and the dense GEMMs' entries for each shape and M: what a
+  // layer with LinearOptions::sparse_backend_auto chooses from.
   std::string sparse_backend = "cusparselt";
   int reps = 20;
   // Timings flush L2 before each run (weights from device memory, as inside a model); true

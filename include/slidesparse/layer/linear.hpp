@@ -1,7 +1,9 @@
 // The SlideSparse linear layer on the GPU: Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias), X and Y in
 // BF16 (or FP16). Sparse path: quantize+lift → cuSPARSELt 2:4 GEMM on the slid weights →
 // dequantize; or, with LinearOptions::sparse_backend = CutlassSparse (INT8/FP8, BF16, cc 9.0),
-// quantize+lift → our CUTLASS 2:4 GEMM that dequantizes in its epilogue. Dense path (the baseline,
+// quantize+lift → our CUTLASS 2:4 GEMM that dequantizes in its epilogue; or, with
+// LinearOptions::sparse_backend_auto, both on the same slid weights, the tuning database choosing
+// per M bucket (sparse_gemm_for). Dense path (the baseline,
 // and the fallback for M buckets where sparse loses): quantize → cuBLASLt GEMM on the same
 // quantized pruned weights → dequantize; or, with LinearOptions::dense_backend = CublasLtFused
 // (FP8, cc 9.0), quantize → cuBLASLt with the dequantization in its epilogue; or, with
@@ -11,13 +13,17 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "slidesparse/cuda/device.hpp"
 #include "slidesparse/gemm/gemm.hpp"
+#include "slidesparse/gemm_choice.hpp"
 #include "slidesparse/pack.hpp"
 #include "slidesparse/tuning_db.hpp"
 
@@ -34,6 +40,14 @@ struct LinearOptions {
   // The 2:4 GEMM of the sparse path: CusparseLt, or CutlassSparse (fused dequantization; INT8
   // or FP8 with BF16 activations on a cc 9.0 GPU, in a build that has the backend).
   GemmBackendKind sparse_backend = GemmBackendKind::CusparseLt;
+  // Instead of the one sparse_backend names (then ignored): every 2:4 GEMM that can run here,
+  // cuSPARSELt and, where it can (INT8/FP8, BF16 activations, a cc 9.0 GPU, a build with the
+  // backend), CutlassSparse, both on the same slid weights and the same quantized lifted input.
+  // Per M bucket the tuning database picks the fastest (sparse_gemm_for, resolve); without a
+  // usable one, cuSPARSELt. The price: a second compressed copy of the weights
+  // (sparse_weight_bytes). Where CUTLASS cannot be built the layer keeps cuSPARSELt alone and
+  // says why in sparse_backend_note().
+  bool sparse_backend_auto = false;
   // The GEMM of the dense path: CublasLtDense; CublasLtFused (cuBLASLt with the dequantization
   // in its epilogue: FP8 with BF16 activations on a cc 9.0 GPU); or CutlassDense (the same fused
   // dequantization as CutlassSparse, with the same conditions): the fair baseline for
@@ -53,6 +67,12 @@ struct LinearOptions {
 GemmBackendKind auto_dense_backend(int cc_major, int cc_minor, Precision precision,
                                    DType activation, const TuningDb* tuning, std::int64_t n_gemm,
                                    std::int64_t k_gemm);
+
+// One GEMM's search in a layer (SlideSparseLinear::search_gemms).
+struct LayerGemmSearch {
+  GemmBackendKind backend;
+  std::vector<AlgoTiming> timings;  // fastest first, then the failed ones (Gemm::search)
+};
 
 class SlideSparseLinear {
  public:
@@ -77,22 +97,59 @@ class SlideSparseLinear {
   // the dequantization its epilogue writing y directly (no copy) where y allows.
   void gemm_to_output(std::int64_t m, void* y, LinearPath path, cudaStream_t stream);
 
-  // Times every algorithm the path's library offers for this M on the layer's own buffers
-  // (call quantize_input first), keeps the fastest for M, and returns all timings, fastest first.
+  // Times every algorithm of each GEMM the path can run for this M (Sparse: every sparse GEMM
+  // built; Dense: the dense one; Auto: the path resolve() takes) on the layer's own buffers (call
+  // quantize_input first), keeps each GEMM's fastest for M, and returns each GEMM's timings.
+  std::vector<LayerGemmSearch> search_gemms(std::int64_t m, LinearPath path,
+                                            const SearchOptions& options, cudaStream_t stream);
+  // search_gemms, returning the timings of the GEMM the path runs at m (with one sparse GEMM:
+  // its timings, fastest first).
   std::vector<AlgoTiming> search(std::int64_t m, LinearPath path, const SearchOptions& options,
                                  cudaStream_t stream);
-  // Uses `algo` for this M from now on (builds its plan now, not on the hot path).
+  // Puts each searched GEMM's fastest algorithm and time into `db`, keyed as resolve() and
+  // prepare() look them up (backend, precision, pattern or "dense", n_gemm, k_gemm, m), so that
+  // searches without a tuning database still choose among the GEMMs. A GEMM none of whose
+  // candidates ran is left out. The times compare as the tuner's do (see resolve()).
+  void record_search(TuningDb& db, std::int64_t m,
+                     const std::vector<LayerGemmSearch>& results) const;
+  // Uses `algo` for this M from now on (builds its plan now, not on the hot path), on the GEMM
+  // the path runs at m; the second form on the layer's GEMM of that backend (InvalidArgument
+  // when the layer has none).
   void use_algo(std::int64_t m, LinearPath path, const GemmAlgo& algo);
-  // Applies the tuning database's algorithms for these M values (plans built now).
+  void use_algo(std::int64_t m, GemmBackendKind backend, const GemmAlgo& algo);
+  // The algorithm prepared for M on the layer's GEMM of that backend (M padded as it runs).
+  std::optional<GemmAlgo> prepared_algo(std::int64_t m, GemmBackendKind backend) const;
+  // Applies the tuning database's algorithms for these M values to every GEMM the layer built
+  // (plans built now).
   void prepare(const std::vector<std::int64_t>& ms);
-  // The M the GEMM runs with (padded to the library's multiple).
+  // The M the GEMM runs with (padded to the multiple of the GEMM the path runs at m).
   std::int64_t m_gemm(std::int64_t m, LinearPath path) const;
 
-  // The path Auto takes for m: from the tuning database, sparse unless dense measured faster.
+  // The path Auto takes for m: from the tuning database, sparse unless dense measured faster
+  // than the fastest sparse GEMM at the default sparse GEMM's nearest M bucket (fastest_gemm).
+  // The times compare only nearly like with like: cuSPARSELt's and cuBLASLt's entries time the
+  // GEMM alone (their dequantize kernel comes after), CUTLASS's time it with its fused
+  // dequantization, so the choice errs towards the library backends; and a cublaslt_fused dense
+  // path is weighed by the plain cuBLASLt time against a sparse GEMM that does not fuse.
   LinearPath resolve(std::int64_t m, LinearPath path) const;
+  // The sparse GEMM the sparse path runs at m: the only one, or with sparse_backend_auto the
+  // fastest per the tuning database's M bucket (fastest_gemm; cuSPARSELt without one).
+  // InvalidArgument for a layer without its sparse path. The choice for an M that prepare(),
+  // use_algo() or search_gemms() saw is remembered until the database changes, so the run path
+  // looks nothing up.
+  GemmBackendKind sparse_gemm_for(std::int64_t m) const;
 
-  Gemm* sparse_gemm() { return sparse_.get(); }
+  // The default sparse GEMM (cuSPARSELt with sparse_backend_auto, else the one asked for).
+  Gemm* sparse_gemm() { return sparse_.empty() ? nullptr : sparse_.front().get(); }
   Gemm* dense_gemm() { return dense_.get(); }
+  // The layer's GEMM of this backend, or nullptr.
+  Gemm* gemm(GemmBackendKind backend);
+  const Gemm* gemm(GemmBackendKind backend) const;
+  // The backends of the GEMMs built for a path (Sparse: default first; Dense: one), or none.
+  std::vector<GemmBackendKind> backends(LinearPath path) const;
+  // With sparse_backend_auto, why the CUTLASS sparse GEMM was not built ("" when it was, or
+  // without sparse_backend_auto).
+  const std::string& sparse_backend_note() const { return sparse_note_; }
   // Buffers the GEMMs read, so a search can time candidates on real data.
   const void* gemm_input(LinearPath path) const;
   void* gemm_output() { return acc_.get(); }
@@ -112,9 +169,21 @@ class SlideSparseLinear {
   Precision precision() const { return precision_; }
   // Device bytes the dense copy of the weights costs (kept for the dense fallback).
   std::uint64_t dense_weight_bytes() const { return dense_weight_bytes_; }
+  // Device bytes of the sparse path's weights, counted as the slid [n_gemm, k_gemm] matrix per
+  // sparse GEMM (each compresses its own copy, about half of that plus metadata): twice one
+  // copy with sparse_backend_auto where CUTLASS was built.
+  std::uint64_t sparse_weight_bytes() const;
 
  private:
-  Gemm& gemm_for(LinearPath resolved) const;
+  // Which sparse GEMM runs M (index into sparse_), and whether Auto runs dense instead.
+  struct Choice {
+    std::size_t sparse = 0;
+    bool dense = false;
+  };
+  Choice choose(std::int64_t m) const;  // from the tuning database
+  Choice choice(std::int64_t m) const;  // remembered where the database has not changed since
+  void remember_choice(std::int64_t m);
+  Gemm& gemm_for(std::int64_t m, LinearPath resolved) const;
   // The fused sparse GEMM: Y [m, n_gemm] (ld n_gemm) into `y`.
   void run_fused(std::int64_t m, LinearPath resolved, void* y, cudaStream_t stream);
   // Copies the fused GEMM's Y out of the accumulator buffer (ld n_gemm) into y (ld n).
@@ -126,8 +195,13 @@ class SlideSparseLinear {
   const TuningDb* tuning_;
   bool has_bias_ = false;
   std::uint64_t dense_weight_bytes_ = 0;
-  std::unique_ptr<Gemm> sparse_;
+  std::vector<std::unique_ptr<Gemm>> sparse_;  // the default first
   std::unique_ptr<Gemm> dense_;
+  std::string sparse_note_;
+  // As the tuning database keys their times: the sparse GEMMs, then the dense one when built.
+  std::vector<GemmCandidate> sparse_candidates_, all_candidates_;
+  std::map<std::int64_t, Choice> choices_;  // per M, made at choices_revision_ of the database
+  std::uint64_t choices_revision_ = 0;
   DeviceBuffer<float> scale_w_;          // [n_gemm], zero beyond n
   DeviceBuffer<float> bias_;             // [n_gemm], zero beyond n (when the layer has a bias)
   DeviceBuffer<std::uint8_t> q_sparse_;  // [m_cap, k_gemm_sparse] quantized lifted X

@@ -67,6 +67,14 @@ struct GpuModelOptions {
   // The sparse backend's 2:4 GEMM: cuSPARSELt, or our CUTLASS kernel with the dequantization in
   // its epilogue (INT8/FP8 on a cc 9.0 GPU; LinearOptions::sparse_backend).
   GemmBackendKind sparse_gemm = GemmBackendKind::CusparseLt;
+  // Instead of sparse_gemm (then ignored): every linear builds each 2:4 GEMM that can run here
+  // (cuSPARSELt, and CUTLASS on a cc 9.0 GPU for INT8/FP8; LinearOptions::sparse_backend_auto)
+  // and runs the fastest per M bucket: from the tuning database, or, with search_untuned and no
+  // database, from searching each once per shape and new M; cuSPARSELt otherwise. The same
+  // command gets faster when a faster GEMM lands, at the price of a second compressed copy of
+  // the sparse weights (sparse_auto_bytes()). Where CUTLASS cannot run, cuSPARSELt alone, said
+  // once on stderr (sparse_gemm_note()).
+  bool sparse_gemm_auto = false;
   // The dense backend's GEMM (LinearOptions::dense_backend): unset picks between the two
   // cuBLASLt ones from the tuning database; CublasLtFused (FP8, cc 9.0) folds the
   // dequantization into cuBLASLt's epilogue; CutlassDense is our CUTLASS dense GEMM.
@@ -132,6 +140,11 @@ class GpuModel {
   std::uint64_t device_bytes() const;
   // Of those, the dense copies of the weights kept by dense_fallback (0 without it).
   std::uint64_t dense_fallback_bytes() const;
+  // Of those, the sparse weights' copies beyond the first kept by sparse_gemm_auto (0 without
+  // it, or where only cuSPARSELt could be built).
+  std::uint64_t sparse_auto_bytes() const;
+  // With sparse_gemm_auto, why the linears run cuSPARSELt alone ("" where CUTLASS was built).
+  const std::string& sparse_gemm_note() const;
 
   struct Impl;
 
