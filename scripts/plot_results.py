@@ -32,7 +32,8 @@ TITLES = {
 CUTLASS = "+cutlass"
 # The series after a pattern, as the report's tables name them (report_parts.cpp).
 SERIES_LABELS = {"": "", CUTLASS: " CUTLASS", "+fallback": " + dense fallback",
-                 CUTLASS + "+fallback": " CUTLASS + dense fallback", "+auto": " auto backend"}
+                 CUTLASS + "+fallback": " CUTLASS + dense fallback", "+auto": " auto backend",
+                 "+auto+fallback": " auto backend + dense fallback"}
 
 
 def base_pattern(pattern):

@@ -162,7 +162,8 @@ const std::vector<std::pair<std::string, std::string>>& series_labels() {
       {kCutlassSeries, " CUTLASS"},
       {kFallbackSeries, " + dense fallback"},
       {std::string(kCutlassSeries) + kFallbackSeries, " CUTLASS + dense fallback"},
-      {kAutoSeries, " auto backend"}};
+      {kAutoSeries, " auto backend"},
+      {std::string(kAutoSeries) + kFallbackSeries, " auto backend + dense fallback"}};
   return labels;
 }
 

@@ -70,6 +70,7 @@ std::string end_to_end_series(const std::string& backend) {
   if (backend == "sparse-fallback") return kFallbackSeries;
   if (backend == "sparse-cutlass-fallback") return std::string(kCutlassSeries) + kFallbackSeries;
   if (backend == "sparse-auto") return kAutoSeries;
+  if (backend == "sparse-auto-fallback") return std::string(kAutoSeries) + kFallbackSeries;
   return "";
 }
 

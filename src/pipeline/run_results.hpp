@@ -22,7 +22,7 @@ namespace slidesparse::pipeline {
 inline constexpr const char* kCutlassSeries = "+cutlass";
 // Other series of the end-to-end benchmark's sparse backends (their CSV backend label):
 // sparse-fallback → "+fallback", sparse-cutlass-fallback → "+cutlass+fallback", sparse-auto →
-// "+auto". Everything from the first '+' on names the series; before it stands the pattern.
+// "+auto", sparse-auto-fallback → "+auto+fallback". Everything from the first '+' on names the series; before it stands the pattern.
 inline constexpr const char* kFallbackSeries = "+fallback";
 inline constexpr const char* kAutoSeries = "+auto";
 
