@@ -216,6 +216,7 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
     std::copy(weights.bias.begin(), weights.bias.end(), bias.begin());
   }
   bias_ = upload(bias);  // before the GEMMs: the cuBLASLt fused one copies it
+  std::size_t q_sparse_bytes = 0, q_dense_bytes = 0;
   if (!sparse_kinds.empty()) {
     const auto padded =
         pad_matrix(weights.weight.data(), n_, weights.k_slide(), n_gemm_, k_gemm_sparse_, element);
@@ -237,9 +238,7 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
         }
       }
     }
-    q_sparse_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_sparse_) *
-                                           element);
-    q_sparse_.fill_zero(nullptr);
+    q_sparse_bytes = static_cast<std::size_t>(m_gemm_cap_ * k_gemm_sparse_) * element;
   }
   if (options.build_dense) {
     const auto dense = unpacked_weight(weights);
@@ -257,17 +256,21 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
       default:
         dense_ = make_cublaslt_gemm(ctx, precision_, n_gemm_, k_gemm_dense_, device.get());
     }
-    q_dense_ =
-        DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * k_gemm_dense_) * element);
-    q_dense_.fill_zero(nullptr);
+    q_dense_bytes = static_cast<std::size_t>(m_gemm_cap_ * k_gemm_dense_) * element;
   }
-  scale_x_ = DeviceBuffer<float>(static_cast<std::size_t>(m_gemm_cap_));
   // The two libraries may write different accumulator types (cuSPARSELt has no FP32
   // output for 16-bit inputs): size the shared buffer for the wider one.
   std::size_t acc_element = 0;
   for (const auto& g : sparse_) acc_element = std::max(acc_element, dtype_size(g->output_type()));
   if (dense_) acc_element = std::max(acc_element, dtype_size(dense_->output_type()));
-  acc_ = DeviceBuffer<std::uint8_t>(static_cast<std::size_t>(m_gemm_cap_ * n_gemm_) * acc_element);
+  if (options.scratch == nullptr) {
+    own_scratch_ = std::make_unique<LinearScratch>();
+    scratch_ = own_scratch_.get();
+  } else {
+    scratch_ = options.scratch;
+  }
+  scratch_->reserve(q_sparse_bytes, q_dense_bytes, static_cast<std::size_t>(m_gemm_cap_),
+                    static_cast<std::size_t>(m_gemm_cap_ * n_gemm_) * acc_element);
 
   // What the tuning database keys each GEMM's times by. Like with like: against a sparse GEMM
   // that leaves the dequantization to a separate kernel (cuSPARSELt, always built with
@@ -299,7 +302,7 @@ std::int64_t SlideSparseLinear::k_gemm(LinearPath path) const {
 }
 
 const void* SlideSparseLinear::gemm_input(LinearPath path) const {
-  return resolve(1, path) == LinearPath::Sparse ? q_sparse_.get() : q_dense_.get();
+  return resolve(1, path) == LinearPath::Sparse ? scratch_->q_sparse() : scratch_->q_dense();
 }
 
 std::uint64_t SlideSparseLinear::sparse_weight_bytes() const {
@@ -391,7 +394,7 @@ std::vector<LayerGemmSearch> SlideSparseLinear::search_gemms(std::int64_t m, Lin
   for (GemmBackendKind backend : backends(resolved)) {
     Gemm& g = *gemm(backend);
     const std::int64_t padded_m = round_up(m, gemm_requirements(precision_, backend).m_multiple);
-    auto timings = g.search(padded_m, gemm_input(resolved), acc_.get(), stream, options);
+    auto timings = g.search(padded_m, gemm_input(resolved), scratch_->acc(), stream, options);
     for (const auto& t : timings) {
       if (!t.ok) continue;
       g.prepare(padded_m, t.algo);
@@ -478,12 +481,12 @@ void SlideSparseLinear::prepare(const std::vector<std::int64_t>& ms) {
 
 void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath path,
                                        cudaStream_t stream) {
-  float* scales = precision_is_quantized(precision_) ? scale_x_.get() : nullptr;
+  float* scales = precision_is_quantized(precision_) ? scratch_->scale_x() : nullptr;
   if (resolve(m, path) == LinearPath::Sparse) {
-    quantize_lift_per_token(x, activation_, m, k_, k_, pattern_, precision_, q_sparse_.get(),
+    quantize_lift_per_token(x, activation_, m, k_, k_, pattern_, precision_, scratch_->q_sparse(),
                             k_gemm_sparse_, scales, stream);
   } else {
-    quantize_per_token(x, activation_, m, k_, k_, precision_, q_dense_.get(), k_gemm_dense_, scales,
+    quantize_per_token(x, activation_, m, k_, k_, precision_, scratch_->q_dense(), k_gemm_dense_, scales,
                        stream);
   }
 }
@@ -492,16 +495,16 @@ void SlideSparseLinear::run_gemm(std::int64_t m, LinearPath path, cudaStream_t s
   const LinearPath resolved = resolve(m, path);
   Gemm& gemm = gemm_for(m, resolved);
   if (gemm.fuses_dequantize()) {
-    run_fused(m, resolved, acc_.get(), stream);
+    run_fused(m, resolved, scratch_->acc(), stream);
     return;
   }
-  gemm.run(gemm_input(resolved), acc_.get(), m_gemm(m, resolved), stream);
+  gemm.run(gemm_input(resolved), scratch_->acc(), m_gemm(m, resolved), stream);
 }
 
 void SlideSparseLinear::run_fused(std::int64_t m, LinearPath resolved, void* y,
                                   cudaStream_t stream) {
   gemm_for(m, resolved)
-      .run_dequantized(gemm_input(resolved), scale_x_.get(), scale_w_.get(),
+      .run_dequantized(gemm_input(resolved), scratch_->scale_x(), scale_w_.get(),
                        has_bias_ ? bias_.get() : nullptr, y, activation_, m_gemm(m, resolved),
                        stream);
 }
@@ -509,7 +512,7 @@ void SlideSparseLinear::run_fused(std::int64_t m, LinearPath resolved, void* y,
 void SlideSparseLinear::copy_fused_output(std::int64_t m, void* y, cudaStream_t stream) {
   const std::size_t element = dtype_size(activation_);
   SLIDESPARSE_CHECK_CUDA(cudaMemcpy2DAsync(
-      y, static_cast<std::size_t>(n_) * element, acc_.get(),
+      y, static_cast<std::size_t>(n_) * element, scratch_->acc(),
       static_cast<std::size_t>(n_gemm_) * element, static_cast<std::size_t>(n_) * element,
       static_cast<std::size_t>(m), cudaMemcpyDeviceToDevice, stream));
 }
@@ -521,8 +524,8 @@ void SlideSparseLinear::dequantize(std::int64_t m, void* y, LinearPath path, cud
     return;
   }
   const bool quantized = precision_is_quantized(precision_);
-  dequantize_output(acc_.get(), gemm.output_type(), m, n_, n_gemm_,
-                    quantized ? scale_x_.get() : nullptr, quantized ? scale_w_.get() : nullptr,
+  dequantize_output(scratch_->acc(), gemm.output_type(), m, n_, n_gemm_,
+                    quantized ? scratch_->scale_x() : nullptr, quantized ? scale_w_.get() : nullptr,
                     has_bias_ ? bias_.get() : nullptr, activation_, y, n_, stream);
 }
 
@@ -535,7 +538,7 @@ void SlideSparseLinear::gemm_to_output(std::int64_t m, void* y, LinearPath path,
     if (n_ == n_gemm_ && reinterpret_cast<std::uintptr_t>(y) % 16 == 0) {
       run_fused(m, resolved, y, stream);
     } else {
-      run_fused(m, resolved, acc_.get(), stream);
+      run_fused(m, resolved, scratch_->acc(), stream);
       copy_fused_output(m, y, stream);
     }
     return;

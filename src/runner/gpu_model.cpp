@@ -90,6 +90,9 @@ struct GpuModel::Impl {
 
   NonBlockingStream stream;
   std::unique_ptr<GemmContext> gemm;
+  // The linear layers' buffers between their stages, one set for all of them (they run one
+  // after another): the largest layer's, instead of every layer's (tens of GB at M = 16384).
+  LinearScratch linear_scratch;
   DeviceBuffer<std::uint16_t> embed, final_norm;
   std::unique_ptr<LmHead> lm_head;
   std::vector<GpuLayer> layers;
@@ -190,6 +193,7 @@ void GpuModel::Impl::load(WeightSource& source) {
     searched = std::make_unique<TuningDb>(TuningKey{});  // in memory: this model's searches
   lo.tuning = options.tuning != nullptr ? options.tuning : searched.get();
   lo.sparse_backend = options.sparse_gemm;
+  lo.scratch = &linear_scratch;
   lo.sparse_backend_auto = options.sparse_gemm_auto;
   lo.dense_backend = options.dense_gemm;
 
@@ -254,7 +258,8 @@ void GpuModel::Impl::load(WeightSource& source) {
       std::fprintf(stderr, "slidesparse: loaded layer %lld/%lld\n", static_cast<long long>(l + 1),
                    static_cast<long long>(c.layers));
   }
-  device_bytes += embed.bytes() + lm_head->device_bytes() + dense_fallback_bytes;
+  device_bytes +=
+      embed.bytes() + lm_head->device_bytes() + dense_fallback_bytes + linear_scratch.bytes();
   if (!options.quiet && dense_fallback_bytes > 0)
     std::fprintf(stderr, "slidesparse: dense fallback: %.1f MB of dense weights kept\n",
                  static_cast<double>(dense_fallback_bytes) / 1e6);
@@ -745,6 +750,7 @@ std::int64_t GpuModel::sequence_length(std::int64_t s) const {
 const std::string& GpuModel::name() const { return impl_->name; }
 std::uint64_t GpuModel::device_bytes() const { return impl_->device_bytes; }
 std::uint64_t GpuModel::dense_fallback_bytes() const { return impl_->dense_fallback_bytes; }
+std::uint64_t GpuModel::linear_scratch_bytes() const { return impl_->linear_scratch.bytes(); }
 std::uint64_t GpuModel::sparse_auto_bytes() const { return impl_->sparse_auto_bytes; }
 const std::string& GpuModel::sparse_gemm_note() const { return impl_->sparse_gemm_note; }
 

@@ -178,6 +178,40 @@ TEST(LinearLayer, RefusesMAboveItsCapacity) {
   EXPECT_THROW(layer.forward(x.get(), 0, y.get(), nullptr), InvalidArgument);
 }
 
+// Layers of different shapes sharing one LinearScratch (as a model's layers do) give the output
+// of layers with buffers of their own, bit for bit (INT8), interleaved on one stream; the
+// scratch holds the largest layer's buffers, not their sum.
+TEST(LinearLayer, LayersSharingAScratchGiveTheirOwnResults) {
+  SLIDESPARSE_REQUIRE_GPU();
+  const Pattern pattern = Pattern::parse("6:8");
+  const Problem small = make_problem(40, 64, 96, DType::BF16, 11);
+  const Problem large = make_problem(40, 160, 256, DType::BF16, 12);
+  const auto pack = [&](const Problem& p) {
+    return pack_linear(p.w.data(), p.n, p.k, p.bias.data(), Precision::INT8, pattern,
+                       PruneMode::Magnitude, "w");
+  };
+  const PackedLinear packed_small = pack(small), packed_large = pack(large);
+  GemmContext ctx;
+  LinearOptions own;
+  own.max_m = 64;
+  SlideSparseLinear own_small(ctx, packed_small, own), own_large(ctx, packed_large, own);
+  LinearScratch scratch;
+  LinearOptions shared = own;
+  shared.scratch = &scratch;
+  SlideSparseLinear shared_small(ctx, packed_small, shared);
+  const std::uint64_t after_small = scratch.bytes();
+  SlideSparseLinear shared_large(ctx, packed_large, shared);
+  EXPECT_GT(scratch.bytes(), after_small);  // grown to the larger layer's needs
+  SlideSparseLinear shared_small_again(ctx, packed_small, shared);
+  const std::uint64_t after_all = scratch.bytes();
+  for (LinearPath path : {LinearPath::Sparse, LinearPath::Dense}) {
+    EXPECT_EQ(run_layer(shared_small, small, path), run_layer(own_small, small, path));
+    EXPECT_EQ(run_layer(shared_large, large, path), run_layer(own_large, large, path));
+    EXPECT_EQ(run_layer(shared_small_again, small, path), run_layer(own_small, small, path));
+  }
+  EXPECT_EQ(scratch.bytes(), after_all);  // running never grows it
+}
+
 // Qwen2.5-7B's down projection at M = 65536, where the reference system crashed with 32-bit
 // index arithmetic: X holds 1.24e9 BF16 values (2.5e9 bytes, byte offsets past 2^31) and the
 // lifted activations 1.86e9 INT8 values (6:8). Rows are checked on a sample: the first, those

@@ -24,6 +24,7 @@
 #include "slidesparse/cuda/device.hpp"
 #include "slidesparse/gemm/gemm.hpp"
 #include "slidesparse/gemm_choice.hpp"
+#include "slidesparse/layer/linear_scratch.hpp"
 #include "slidesparse/pack.hpp"
 #include "slidesparse/tuning_db.hpp"
 
@@ -56,6 +57,11 @@ struct LinearOptions {
   // Algorithm choices and the sparse-vs-dense decision per M bucket; nullptr (or a stale
   // database) means library defaults and the sparse path.
   const TuningDb* tuning = nullptr;
+  // Buffers shared with the other layers of a model (they run one after another on one
+  // stream): the layer grows it to its needs at construction and reads the pointers from it on
+  // every call. nullptr: the layer keeps buffers of its own. Must outlive the layer, and must
+  // not grow (by a later layer's construction) after plans or CUDA graphs were made.
+  LinearScratch* scratch = nullptr;
 };
 
 // The dense GEMM of an unset LinearOptions::dense_backend: CublasLtFused where it can run (FP8,
@@ -152,14 +158,16 @@ class SlideSparseLinear {
   const std::string& sparse_backend_note() const { return sparse_note_; }
   // Buffers the GEMMs read, so a search can time candidates on real data.
   const void* gemm_input(LinearPath path) const;
-  void* gemm_output() { return acc_.get(); }
+  void* gemm_output() { return scratch_->acc(); }
   // What quantize_input fills, for a producer that quantizes (and lifts) the input itself
   // (the runner's fused norms) before run_gemm: [m_cap, k_gemm(path)] in the precision's
   // storage type, and one scale per row (nullptr for BF16/FP16, which have none).
   void* quantized_input(LinearPath path) {
-    return resolve(1, path) == LinearPath::Sparse ? q_sparse_.get() : q_dense_.get();
+    return resolve(1, path) == LinearPath::Sparse ? scratch_->q_sparse() : scratch_->q_dense();
   }
-  float* input_scales() { return precision_is_quantized(precision_) ? scale_x_.get() : nullptr; }
+  float* input_scales() {
+    return precision_is_quantized(precision_) ? scratch_->scale_x() : nullptr;
+  }
 
   std::int64_t n() const { return n_; }
   std::int64_t k() const { return k_; }
@@ -204,10 +212,11 @@ class SlideSparseLinear {
   std::uint64_t choices_revision_ = 0;
   DeviceBuffer<float> scale_w_;          // [n_gemm], zero beyond n
   DeviceBuffer<float> bias_;             // [n_gemm], zero beyond n (when the layer has a bias)
-  DeviceBuffer<std::uint8_t> q_sparse_;  // [m_cap, k_gemm_sparse] quantized lifted X
-  DeviceBuffer<std::uint8_t> q_dense_;   // [m_cap, k_gemm_dense] quantized X
-  DeviceBuffer<float> scale_x_;          // [m_cap]
-  DeviceBuffer<std::uint8_t> acc_;       // [m_cap, n_gemm] int32 or float accumulators
+  // The quantized (lifted) X [m_cap, k_gemm of each path], its row scales [m_cap] and the
+  // accumulators [m_cap, n_gemm] (int32 or float, or a fused GEMM's Y): own_scratch_, or the
+  // model's shared LinearScratch.
+  std::unique_ptr<LinearScratch> own_scratch_;
+  LinearScratch* scratch_ = nullptr;
 };
 
 }  // namespace slidesparse

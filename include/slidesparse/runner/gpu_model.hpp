@@ -140,6 +140,9 @@ class GpuModel {
   std::uint64_t device_bytes() const;
   // Of those, the dense copies of the weights kept by dense_fallback (0 without it).
   std::uint64_t dense_fallback_bytes() const;
+  // Of those, the linear layers' shared buffers between their stages (quantized inputs, scales,
+  // accumulators): the largest layer's, once.
+  std::uint64_t linear_scratch_bytes() const;
   // Of those, the sparse weights' copies beyond the first kept by sparse_gemm_auto (0 without
   // it, or where only cuSPARSELt could be built).
   std::uint64_t sparse_auto_bytes() const;
