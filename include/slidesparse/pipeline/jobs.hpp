@@ -20,12 +20,21 @@ struct Cell {
 };
 
 struct Job {
-  std::string id;  // "prefill/llama3.2-1b/int8/2_8": also its output folder's name
+  // "prefill/llama3.2-1b/int8/2_8": also its output folder's name. An end-to-end job on a GEMM
+  // other than the default names it after a '+': ".../2_8+cutlass", ".../dense+cublaslt_fused",
+  // ".../2_8+fallback", ".../2_8+cutlass-fallback" (the backend label without its head).
+  std::string id;
   Task task = Task::Prepare;
   std::string kind;  // "make-model", "convert", "verify", or the task's name
   std::string model;
-  std::string dtype;    // "int8", "fp8", "bf16"; "" for make-model
-  std::string backend;  // "dense", "sparse" for end-to-end jobs; "" otherwise
+  std::string dtype;  // "int8", "fp8", "bf16"; "" for make-model
+  // End-to-end jobs: the CSV's backend label ("dense", "dense-cublaslt_fused", "sparse",
+  // "sparse-cutlass", "sparse-fallback", …, gemm_choice.hpp); "" otherwise.
+  std::string backend;
+  // The GEMMs the command is asked for by flag; "" (false) for its defaults.
+  std::string sparse_backend;   // --sparse-backend: end to end cutlass or auto; kernel, tune both
+  std::string dense_gemm;       // --dense-gemm of a dense end-to-end job
+  bool dense_fallback = false;  // --dense-fallback of a sparse end-to-end job
   std::vector<std::string> patterns;
   std::vector<std::int64_t> ms;
   std::vector<std::string> command;  // the subcommand, e.g. {"bench", "e2e"}: probed once per run
