@@ -30,22 +30,23 @@ std::map<std::string, std::size_t> cases_per_kind(const std::vector<Job>& jobs) 
 
 TEST(PipelineJobs, TheDefaultPlanExpandsToTheSeedsCases) {
   const auto jobs = expand_jobs(load_plan(kRepo + "/plans/default.toml"), "/r");
-  // 5 models × 2 dtypes × 4 patterns; the dense baseline makes 5 backends end to end.
+  // 5 models × 2 dtypes × 4 patterns. End to end per model: INT8 the dense baseline and
+  // 4 patterns × (cuSPARSELt, CUTLASS); FP8 the same and the fused cuBLASLt dense: 19.
   const auto jobs_of = jobs_per_kind(jobs);
   EXPECT_EQ(jobs_of.at("make-model"), 5u);
   EXPECT_EQ(jobs_of.at("convert"), 40u);
   EXPECT_EQ(jobs_of.at("verify"), 40u);
   EXPECT_EQ(jobs_of.at("tune-coarse"), 10u);
   EXPECT_EQ(jobs_of.at("tune-fine"), 30u);  // 2_4 comes with coarse tuning
-  EXPECT_EQ(jobs_of.at("check"), 50u);
-  EXPECT_EQ(jobs_of.at("prefill"), 50u);
-  EXPECT_EQ(jobs_of.at("decode"), 50u);
+  EXPECT_EQ(jobs_of.at("check"), 95u);
+  EXPECT_EQ(jobs_of.at("prefill"), 95u);
+  EXPECT_EQ(jobs_of.at("decode"), 95u);
   EXPECT_EQ(jobs_of.at("kernel-high"), 10u);
   EXPECT_EQ(jobs_of.at("kernel-low"), 10u);
-  EXPECT_EQ(jobs.size(), 295u);
+  EXPECT_EQ(jobs.size(), 430u);
   const auto cases = cases_per_kind(jobs);
-  EXPECT_EQ(cases.at("prefill"), 50u * 8);
-  EXPECT_EQ(cases.at("decode"), 50u * 4);
+  EXPECT_EQ(cases.at("prefill"), 95u * 8);
+  EXPECT_EQ(cases.at("decode"), 95u * 4);
   EXPECT_EQ(cases.at("kernel-high"), 10u * 4 * 9);
   EXPECT_EQ(cases.at("kernel-low"), 10u * 4 * 9);
   EXPECT_EQ(cases.at("tune-coarse"), 10u * 9);
