@@ -195,8 +195,8 @@ TEST(PipelineJobs, TheDenseFallbackRunsEverySparseCaseOnceMore) {
   }
   // BF16 has no CUTLASS GEMM: its sparse cases run on cuSPARSELt only.
   EXPECT_EQ(ids, (V{"int8/dense", "int8/2_4", "int8/2_4+cutlass", "int8/2_4+fallback",
-                    "int8/2_4+cutlass-fallback", "int8/2_8", "int8/2_8+cutlass",
-                    "int8/2_8+fallback", "int8/2_8+cutlass-fallback", "bf16/dense", "bf16/2_4",
+                    "int8/2_4+cutlass+fallback", "int8/2_8", "int8/2_8+cutlass",
+                    "int8/2_8+fallback", "int8/2_8+cutlass+fallback", "bf16/dense", "bf16/2_4",
                     "bf16/2_4+fallback", "bf16/2_8", "bf16/2_8+fallback"}));
   EXPECT_EQ(labels[4], "sparse-cutlass-fallback");
   EXPECT_EQ(labels[11], "sparse-fallback");
@@ -218,7 +218,7 @@ TEST(PipelineJobs, TheDenseFallbackRunsEverySparseCaseOnceMore) {
                              "--dtype",
                              "int8",
                              "--out",
-                             "/r/decode/llama3.2-1b/int8/2_4+cutlass-fallback",
+                             "/r/decode/llama3.2-1b/int8/2_4+cutlass+fallback",
                              "--tuning",
                              "/r/tuning.json"}));
   // Auto is passed through (the command checks it); it may pick CUTLASS, so the sweeps

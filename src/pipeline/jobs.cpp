@@ -1,5 +1,7 @@
 #include "slidesparse/pipeline/jobs.hpp"
 
+#include <algorithm>
+
 #include "slidesparse/error.hpp"
 
 namespace slidesparse::pipeline {
@@ -229,12 +231,13 @@ class Expander {
     const bool named = gemm.name != default_gemm(gemm.side);
     Job job = base(task, task_name(task), model, dtype);
     job.backend = e2e_backend_label(gemm.side, gemm.name, gemm.dense_fallback);
-    // The label without its head ("sparse-cutlass-fallback" → "cutlass-fallback") names the
-    // case beside its pattern; the default GEMMs keep the plain pattern, as before.
-    const std::size_t head = job.backend.find('-');
-    const std::string variant = head == std::string::npos ? "" : job.backend.substr(head + 1);
-    job.id = task_name(task) + "/" + model.name + "/" + dtype + "/" + pattern +
-             (variant.empty() ? "" : "+" + variant);
+    // The label without its head names the case beside its pattern, each part after a '+'
+    // ("sparse-cutlass-fallback" → "2_8+cutlass+fallback", the report's series spelling); the
+    // default GEMMs keep the plain pattern, as before. GEMM names hold no '-'.
+    const std::string head = dense ? "dense" : "sparse";
+    std::string series = job.backend.substr(head.size());  // "-cutlass-fallback", or ""
+    std::replace(series.begin(), series.end(), '-', '+');
+    job.id = task_name(task) + "/" + model.name + "/" + dtype + "/" + pattern + series;
     job.command = {"bench", "e2e"};
     if (named) (gemm.side == GemmSide::Dense ? job.dense_gemm : job.sparse_backend) = gemm.name;
     job.dense_fallback = gemm.dense_fallback;

@@ -21,8 +21,8 @@ struct Cell {
 
 struct Job {
   // "prefill/llama3.2-1b/int8/2_8": also its output folder's name. An end-to-end job on a GEMM
-  // other than the default names it after a '+': ".../2_8+cutlass", ".../dense+cublaslt_fused",
-  // ".../2_8+fallback", ".../2_8+cutlass-fallback" (the backend label without its head).
+  // other than the default adds its backend label without the head, each part after a '+':
+  // ".../2_8+cutlass", ".../dense+cublaslt_fused", ".../2_8+fallback", ".../2_8+cutlass+fallback".
   std::string id;
   Task task = Task::Prepare;
   std::string kind;  // "make-model", "convert", "verify", or the task's name
