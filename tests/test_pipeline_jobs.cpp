@@ -6,8 +6,10 @@
 #include <map>
 #include <string>
 
+#include "slidesparse/error.hpp"
 #include "slidesparse/pipeline/jobs.hpp"
 #include "slidesparse/pipeline/plan.hpp"
+#include "slidesparse/pipeline/results.hpp"
 
 namespace slidesparse::pipeline {
 namespace {
@@ -150,7 +152,8 @@ TEST(PipelineJobs, EachGemmOfThePlanIsACaseOfItsOwn) {
   EXPECT_EQ(cutlass.backend, "sparse-cutlass");
   EXPECT_EQ(cutlass.out_dir, "prefill/llama3.2-1b/fp8/2_8+cutlass");
   EXPECT_EQ(cutlass.result_csv, "e2e_prefill.csv");
-  EXPECT_EQ(cutlass.cells(), (std::vector<Cell>{{"2_8", 512}, {"2_8", 4096}}));  // CSV rows' keys
+  // Its cases carry the series, as the report's columns and case_results' keys do.
+  EXPECT_EQ(cutlass.cells(), (std::vector<Cell>{{"2_8+cutlass", 512}, {"2_8+cutlass", 4096}}));
   const Job& plain = by_id.at("prefill/llama3.2-1b/fp8/dense+cublaslt");
   EXPECT_EQ(plain.args,
             (V{"bench", "e2e", "/r/models/llama3.2-1b", "--stage", "prefill", "--M", "512,4096",
@@ -176,9 +179,16 @@ TEST(PipelineJobs, EachGemmOfThePlanIsACaseOfItsOwn) {
       EXPECT_FALSE(holds(a.out_dir, b.out_dir)) << a.out_dir << " holds " << b.out_dir;
     }
   // A case rerun apart keeps its GEMM.
-  const Job part = subset_job(cutlass, "2_8", {4096}, "/r");
-  EXPECT_EQ(part.out_dir, "prefill/llama3.2-1b/fp8/2_8+cutlass/cells/2_8_M4096");
-  EXPECT_NE(std::find(part.args.begin(), part.args.end(), "cutlass"), part.args.end());
+  const Job part = subset_job(cutlass, "2_8+cutlass", {4096}, "/r");
+  EXPECT_EQ(part.id, "prefill/llama3.2-1b/fp8/2_8+cutlass/2_8+cutlass/M4096");
+  EXPECT_EQ(part.out_dir, "prefill/llama3.2-1b/fp8/2_8+cutlass/cells/2_8+cutlass_M4096");
+  EXPECT_EQ(part.cells(), (std::vector<Cell>{{"2_8+cutlass", 4096}}));
+  EXPECT_EQ(part.args,
+            (V{"bench", "e2e", "/r/models/llama3.2-1b-2_8-fp8", "--stage", "prefill", "--M", "4096",
+               "--backend", "sparse", "--pattern", "2_8", "--sparse-backend", "cutlass", "--dtype",
+               "fp8", "--out", "/r/prefill/llama3.2-1b/fp8/2_8+cutlass/cells/2_8+cutlass_M4096",
+               "--tuning", "/r/tuning.json"}));
+  EXPECT_THROW(subset_job(cutlass, "2_8", {4096}, "/r"), InvalidArgument);
 }
 
 TEST(PipelineJobs, TheDenseFallbackRunsEverySparseCaseOnceMore) {
@@ -233,6 +243,30 @@ TEST(PipelineJobs, TheDenseFallbackRunsEverySparseCaseOnceMore) {
   EXPECT_EQ(auto_jobs[1].backend, "sparse-auto");
   EXPECT_EQ(gemm_flags(auto_jobs[1].args), "--sparse-backend auto");
   EXPECT_EQ(gemm_flags(auto_jobs[2].args), "--sparse-backend both");
+}
+
+TEST(PipelineJobs, ResultRowsNameTheirCaseByPatternAndSeries) {
+  EXPECT_EQ(e2e_series("sparse"), "");
+  EXPECT_EQ(e2e_series("sparse-cutlass"), "+cutlass");
+  EXPECT_EQ(e2e_series("sparse-cutlass-fallback"), "+cutlass+fallback");
+  EXPECT_EQ(e2e_series("sparse-auto"), "+auto");
+  EXPECT_EQ(e2e_series("dense-cublaslt_fused"), "");  // one dense baseline
+  const auto rows =
+      case_results(CsvFile::parse("model,backend,pattern,M,status,error\n"
+                                  "m,sparse-cutlass,2_8,512,passed,\n"
+                                  "m,sparse-cutlass-fallback,2_8,512,failed,out of memory\n"
+                                  "m,dense-cublaslt_fused,dense,512,passed,\n",
+                                  "e2e_prefill.csv"));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows.at({"2_8+cutlass", 512}).status, "passed");
+  EXPECT_EQ(rows.at({"2_8+cutlass+fallback", 512}).error, "out of memory");
+  EXPECT_EQ(rows.at({"dense", 512}).status, "passed");
+  // Kernel rows have no backend column: their pattern alone.
+  const auto kernel =
+      case_results(CsvFile::parse("layer,pattern,M,status,error\nqkv,2_8,64,passed,\n"
+                                  "o,2_8,64,failed,x\n",
+                                  "kernel_bench.csv"));
+  EXPECT_EQ(kernel.at({"2_8", 64}).status, "failed");
 }
 
 TEST(PipelineJobs, ASubsetJobRunsOnlyItsCasesInItsOwnFolder) {

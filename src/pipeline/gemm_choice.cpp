@@ -1,5 +1,7 @@
 #include "slidesparse/pipeline/gemm_choice.hpp"
 
+#include <algorithm>
+
 #include "slidesparse/error.hpp"
 
 namespace slidesparse::pipeline {
@@ -74,6 +76,14 @@ std::string e2e_backend_label(GemmSide side, const std::string& name, bool dense
   if (side == GemmSide::Dense) return name == default_gemm(side) ? "dense" : "dense-" + name;
   return (name == default_gemm(side) ? std::string("sparse") : "sparse-" + name) +
          (dense_fallback ? "-fallback" : "");
+}
+
+std::string e2e_series(const std::string& backend_label) {
+  const std::string head = "sparse-";
+  if (backend_label.rfind(head, 0) != 0) return "";
+  std::string series = "+" + backend_label.substr(head.size());
+  std::replace(series.begin(), series.end(), '-', '+');  // GEMM names hold no '-'
+  return series;
 }
 
 std::string gemm_flags(const std::vector<std::string>& argv) {

@@ -1,7 +1,5 @@
 #include "slidesparse/pipeline/jobs.hpp"
 
-#include <algorithm>
-
 #include "slidesparse/error.hpp"
 
 namespace slidesparse::pipeline {
@@ -231,13 +229,12 @@ class Expander {
     const bool named = gemm.name != default_gemm(gemm.side);
     Job job = base(task, task_name(task), model, dtype);
     job.backend = e2e_backend_label(gemm.side, gemm.name, gemm.dense_fallback);
-    // The label without its head names the case beside its pattern, each part after a '+'
-    // ("sparse-cutlass-fallback" → "2_8+cutlass+fallback", the report's series spelling); the
-    // default GEMMs keep the plain pattern, as before. GEMM names hold no '-'.
-    const std::string head = dense ? "dense" : "sparse";
-    std::string series = job.backend.substr(head.size());  // "-cutlass-fallback", or ""
-    std::replace(series.begin(), series.end(), '-', '+');
-    job.id = task_name(task) + "/" + model.name + "/" + dtype + "/" + pattern + series;
+    // Sparse cases carry their series ("2_8+cutlass+fallback", the report's spelling); the
+    // dense GEMMs are one baseline (dense cases), their jobs apart by name. The default GEMMs
+    // keep the plain pattern, as before.
+    job.series = e2e_series(job.backend);
+    job.id = task_name(task) + "/" + model.name + "/" + dtype + "/" + pattern + job.series +
+             (dense && named ? "+" + gemm.name : "");
     job.command = {"bench", "e2e"};
     if (named) (gemm.side == GemmSide::Dense ? job.dense_gemm : job.sparse_backend) = gemm.name;
     job.dense_fallback = gemm.dense_fallback;
@@ -285,8 +282,8 @@ std::vector<Cell> Job::cells() const {
   std::vector<Cell> out;
   const std::vector<std::string> ps = patterns.empty() ? std::vector<std::string>{""} : patterns;
   for (const auto& p : ps) {
-    if (ms.empty()) out.push_back({p, 0});
-    for (std::int64_t m : ms) out.push_back({p, m});
+    if (ms.empty()) out.push_back({p + series, 0});
+    for (std::int64_t m : ms) out.push_back({p + series, m});
   }
   return out;
 }
@@ -304,9 +301,14 @@ Job subset_job(const Job& job, const std::string& pattern, const std::vector<std
     ms_id += (ms_id.empty() ? "" : ",") + std::to_string(m);
     ms_dir += "_" + std::to_string(m);
   }
+  const bool has_series =
+      !job.series.empty() && pattern.size() > job.series.size() &&
+      pattern.compare(pattern.size() - job.series.size(), job.series.size(), job.series) == 0;
+  if (!job.series.empty() && !has_series)
+    throw InvalidArgument("job " + job.id + " has no case pattern '" + pattern + "'");
   Job part = job;
   part.id = job.id + "/" + pattern + "/M" + ms_id;
-  part.patterns = {pattern};
+  part.patterns = {pattern.substr(0, pattern.size() - job.series.size())};
   part.ms = ms;
   if (!job.out_dir.empty())
     part.out_dir = job.out_dir + "/cells/" + pattern + "_M" + ms_dir.substr(1);

@@ -34,6 +34,12 @@ bool gemm_uses_cutlass(GemmSide side, const std::string& name, Precision dtype);
 // sparse-<backend>, each sparse one with -fallback under --dense-fallback.
 std::string e2e_backend_label(GemmSide side, const std::string& name, bool dense_fallback);
 
+// The series an end-to-end backend label's cases and rows are named by after their pattern
+// ("2_8+cutlass"): each part of a sparse label after "sparse", after a '+' ("+cutlass",
+// "+fallback", "+cutlass+fallback", "+auto"); "" for sparse and for every dense label (the
+// dense GEMMs measured are one baseline). The report spells its series the same way.
+std::string e2e_series(const std::string& backend_label);
+
 // The GEMM-choosing arguments of a command line (--sparse-backend X, --dense-gemm X,
 // --dense-fallback) in their order, joined by spaces; "" for the commands' defaults.
 std::string gemm_flags(const std::vector<std::string>& argv);

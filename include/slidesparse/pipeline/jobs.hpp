@@ -12,7 +12,8 @@
 namespace slidesparse::pipeline {
 
 // One case of a job: its backend pattern ("dense" for the baseline, or the zeros spelling
-// "2_8") and its M (0 for jobs without one, such as converting a model).
+// "2_8", followed by the series of a sparse GEMM other than the default: "2_8+cutlass",
+// gemm_choice.hpp) and its M (0 for jobs without one, such as converting a model).
 struct Cell {
   std::string pattern;
   std::int64_t m = 0;
@@ -21,8 +22,8 @@ struct Cell {
 
 struct Job {
   // "prefill/llama3.2-1b/int8/2_8": also its output folder's name. An end-to-end job on a GEMM
-  // other than the default adds its backend label without the head, each part after a '+':
-  // ".../2_8+cutlass", ".../dense+cublaslt_fused", ".../2_8+fallback", ".../2_8+cutlass+fallback".
+  // other than the default ends in its cases' pattern and series (".../2_8+cutlass",
+  // ".../2_8+cutlass+fallback") or, dense, in "dense+<gemm>" (".../dense+cublaslt_fused").
   std::string id;
   Task task = Task::Prepare;
   std::string kind;  // "make-model", "convert", "verify", or the task's name
@@ -35,7 +36,8 @@ struct Job {
   std::string sparse_backend;   // --sparse-backend: end to end cutlass or auto; kernel, tune both
   std::string dense_gemm;       // --dense-gemm of a dense end-to-end job
   bool dense_fallback = false;  // --dense-fallback of a sparse end-to-end job
-  std::vector<std::string> patterns;
+  std::string series;           // of its cases: "+cutlass", … (e2e_series); "" for the defaults
+  std::vector<std::string> patterns;  // as the command takes them, without the series
   std::vector<std::int64_t> ms;
   std::vector<std::string> command;  // the subcommand, e.g. {"bench", "e2e"}: probed once per run
   std::vector<std::string> args;     // every argument after the executable
@@ -48,16 +50,16 @@ struct Job {
   double timeout_s = 0;
   std::string input_dir;  // absolute: the model a job reads (convert, verify, end-to-end)
 
-  // patterns × ms, or one cell for jobs without M.
+  // (patterns + series) × ms, or one cell for jobs without M.
   std::vector<Cell> cells() const;
 };
 
 // Every job of the plan. `results_dir` is absolute: arguments carry absolute paths.
 std::vector<Job> expand_jobs(const Plan& plan, const std::string& results_dir);
 
-// The job that reruns some cases of `job` (one pattern, some of its M) in a process and
-// folder of their own: the cases a crashed job took with it are narrowed down this way.
-// Its id is "<job id>/<pattern>/M<m>[,<m>…]".
+// The job that reruns some cases of `job` (one case pattern, series included, some of its M)
+// in a process and folder of their own: the cases a crashed job took with it are narrowed
+// down this way. Its id is "<job id>/<pattern>/M<m>[,<m>…]".
 Job subset_job(const Job& job, const std::string& pattern, const std::vector<std::int64_t>& ms,
                const std::string& results_dir);
 
