@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <map>
 
-#include "slidesparse/pipeline/gemm_choice.hpp"
+#include "slidesparse/pipeline/plan_gemms.hpp"
 #include "slidesparse/presets.hpp"
 
 namespace slidesparse::pipeline {

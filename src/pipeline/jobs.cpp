@@ -81,7 +81,7 @@ std::vector<std::string> arguments(const Job& job, const std::string& root, std:
 // The GEMM choice of one end-to-end case.
 struct EndToEndGemm {
   GemmSide side;
-  std::string name;  // a plan name (gemm_choice.hpp)
+  std::string name;  // a plan name (plan_gemms.hpp)
   bool dense_fallback;
 };
 

@@ -138,7 +138,7 @@ class Reader {
     return out;
   }
 
-  // The GEMM names of `key` (gemm_choice.hpp): known, each once, at least one, and each
+  // The GEMM names of `key` (plan_gemms.hpp): known, each once, at least one, and each
   // running at least one of the plan's dtypes.
   std::vector<std::string> gemms(const toml::node& node, const std::string& key, GemmSide side,
                                  const std::vector<Precision>& dtypes) const {

@@ -3,7 +3,7 @@
 #include <cstdlib>
 
 #include "slidesparse/error.hpp"
-#include "slidesparse/pipeline/gemm_choice.hpp"
+#include "slidesparse/pipeline/plan_gemms.hpp"
 
 namespace slidesparse::pipeline {
 

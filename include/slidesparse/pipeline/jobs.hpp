@@ -13,7 +13,7 @@ namespace slidesparse::pipeline {
 
 // One case of a job: its backend pattern ("dense" for the baseline, or the zeros spelling
 // "2_8", followed by the series of a sparse GEMM other than the default: "2_8+cutlass",
-// gemm_choice.hpp) and its M (0 for jobs without one, such as converting a model).
+// plan_gemms.hpp) and its M (0 for jobs without one, such as converting a model).
 struct Cell {
   std::string pattern;
   std::int64_t m = 0;
@@ -30,7 +30,7 @@ struct Job {
   std::string model;
   std::string dtype;  // "int8", "fp8", "bf16"; "" for make-model
   // End-to-end jobs: the CSV's backend label ("dense", "dense-cublaslt_fused", "sparse",
-  // "sparse-cutlass", "sparse-fallback", …, gemm_choice.hpp); "" otherwise.
+  // "sparse-cutlass", "sparse-fallback", …, plan_gemms.hpp); "" otherwise.
   std::string backend;
   // The GEMMs the command is asked for by flag; "" (false) for its defaults.
   std::string sparse_backend;   // --sparse-backend: end to end cutlass or auto; kernel, tune both

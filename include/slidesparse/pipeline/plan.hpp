@@ -10,7 +10,7 @@
 
 #include "slidesparse/dtype.hpp"
 #include "slidesparse/pattern.hpp"
-#include "slidesparse/pipeline/gemm_choice.hpp"
+#include "slidesparse/pipeline/plan_gemms.hpp"
 
 namespace slidesparse::pipeline {
 
@@ -51,7 +51,7 @@ struct Plan {
   std::vector<Precision> dtypes;
   std::vector<Pattern> patterns;  // sparse backends; the dense baseline always runs beside them
   std::vector<Pattern> kernel_high, kernel_low;
-  // The GEMMs to run (gemm_choice.hpp names them): each end-to-end case runs once per sparse
+  // The GEMMs to run (plan_gemms.hpp names them): each end-to-end case runs once per sparse
   // backend (per pattern) or dense GEMM, for the dtypes it takes; with dense_fallback every
   // sparse case also runs with --dense-fallback. The defaults are the commands' own.
   std::vector<std::string> sparse_backends = {default_gemm(GemmSide::Sparse)};

@@ -1,4 +1,4 @@
-#include "slidesparse/pipeline/gemm_choice.hpp"
+#include "slidesparse/pipeline/plan_gemms.hpp"
 
 #include <algorithm>
 
