@@ -166,7 +166,7 @@ TEST_F(PipelineCli, DryRunAndEstimate) {
   const int dry =
       run({"pipeline", kData + "/../../../plans/default.toml", "--dry-run", "--out", path("out")});
   EXPECT_EQ(WEXITSTATUS(dry), 0) << output();
-  EXPECT_NE(output().find("plan 'default': 295 jobs"), std::string::npos) << output();
+  EXPECT_NE(output().find("plan 'default': 430 jobs"), std::string::npos) << output();
   ASSERT_EQ(WEXITSTATUS(run(
                 with_fake({"pipeline", path("plan.toml"), "--out", path("out"), "--no-plots"}))),
             0);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <string>
 
 #include "slidesparse/pipeline/estimate.hpp"
@@ -102,6 +103,76 @@ TEST(PipelineEstimate, ProjectsFromTheSameJobThenModelThenKind) {
   EXPECT_NE(table.find("left out 1 measured jobs of another GPU: A100, cc 9.0, CUDA 13.0"),
             std::string::npos)
       << table;
+}
+
+// Weights of one decoder layer's linears: what kernel sweeps are scaled by.
+double layer_weights(const std::string& preset) {
+  return linear_weights(preset) / static_cast<double>(find_preset(preset).layers);
+}
+
+// A passed record of `job` as a run measured it: its cases and its command line.
+JobRecord measured_as(const Job& job, double seconds) {
+  JobRecord r = measured(job.id, job.kind, job.model, seconds, 0);
+  r.argv = job.args;
+  for (const Cell& c : job.cells()) r.cells.push_back({c.pattern, c.m, "passed", "", ""});
+  return r;
+}
+
+TEST(PipelineEstimate, CountsEveryGemmsCasesAndPrefersTimesOfTheSameGemms) {
+  const std::string head =
+      "models = [\"llama3.2-1b\", \"qwen2.5-7b\"]\ndtypes = [\"fp8\"]\npatterns = [\"2_8\"]\n";
+  const std::string lists =
+      "[M]\nprefill = [512, 1024]\nkernel = [64]\n[kernel]\nhigh = [\"2_8\"]\n";
+  // What an earlier run measured: the default GEMMs on the 1B model, CUTLASS on the 7B one.
+  const Plan before = parse_plan("tasks = [\"prefill\", \"kernel-high\"]\n" + head +
+                                     "sparse_backends = [\"cusparselt\", \"cutlass\"]\n" + lists,
+                                 "before.toml", "/tmp");
+  std::map<std::string, Job> earlier;
+  for (const Job& j : expand_jobs(before, "/old")) earlier[j.id] = j;
+  Job old_kernel = earlier.at("kernel-high/llama3.2-1b/fp8");
+  old_kernel.args = {"bench", "kernel", "--preset", "llama3.2-1b"};  // without CUTLASS
+  const PipelineStatus h100 =
+      run_on("H100", {measured_as(earlier.at("prefill/llama3.2-1b/fp8/2_8"), 40),
+                      measured_as(earlier.at("prefill/qwen2.5-7b/fp8/2_8+cutlass"), 60),
+                      measured_as(old_kernel, 100)});
+
+  const Plan plan = parse_plan("tasks = [\"prefill\", \"kernel-high\"]\n" + head +
+                                   "sparse_backends = [\"cusparselt\", \"cutlass\"]\n"
+                                   "dense_gemms = [\"auto\", \"cublaslt_fused\"]\n" +
+                                   lists,
+                               "p.toml", "/tmp");
+  const Estimate e =
+      estimate_plan(expand_jobs(plan, "/r"), 0, {h100}, {"s.json"}, h100.hardware.identity());
+  const double wl = linear_weights("llama3.2-1b"), wq = linear_weights("qwen2.5-7b");
+  const EstimateLine& prefill = line(e, "prefill");
+  // 2 models × (dense, fused dense, 2_8 on cuSPARSELt, 2_8 on CUTLASS), 2 M each.
+  EXPECT_EQ(prefill.jobs, 8);
+  EXPECT_EQ(prefill.cases, 16);
+  EXPECT_EQ(prefill.same_job, 2);      // the two measured ones
+  EXPECT_EQ(prefill.same_model, 3);    // 1B dense (20 s per case), both fused dense
+  EXPECT_EQ(prefill.other_models, 3);  // 1B CUTLASS from 7B CUTLASS; 7B defaults from the 1B's
+  EXPECT_EQ(prefill.other_gemms, 2);   // no fused dense was measured: any GEMM of the model
+  const double expected = 40 + 60      // the same jobs
+                          + 2 * 20.0 + 2 * 20.0        // 1B dense and fused dense: 1B per case
+                          + 2 * 30.0                   // 7B fused dense: 7B per case (CUTLASS)
+                          + 2 * 30.0 * wl / wq         // 1B CUTLASS: the 7B's, scaled
+                          + 2 * (2 * 20.0 * wq / wl);  // 7B dense and 2_8: the 1B's, scaled
+  EXPECT_NEAR(prefill.seconds, expected, 1e-9 * expected);
+  // The kernel jobs now measure CUTLASS too: not the job measured without it.
+  const EstimateLine& kernel = line(e, "kernel-high");
+  EXPECT_EQ(kernel.jobs, 2);
+  EXPECT_EQ(kernel.same_job, 0);
+  EXPECT_EQ(kernel.same_model, 1);
+  EXPECT_EQ(kernel.other_models, 1);
+  EXPECT_EQ(kernel.other_gemms, 2);
+  const double kernel_expected =
+      100 + 100 * layer_weights("qwen2.5-7b") / layer_weights("llama3.2-1b");
+  EXPECT_NEAR(kernel.seconds, kernel_expected, 1e-9 * kernel_expected);
+  EXPECT_NE(format_estimate(e, plan.name)
+                .find("4 of them run GEMMs (CUTLASS, a named dense GEMM, the dense fallback) that "
+                      "no measured job of their kind ran"),
+            std::string::npos)
+      << format_estimate(e, plan.name);
 }
 
 TEST(PipelineEstimate, WithoutMeasurementsItSaysSo) {

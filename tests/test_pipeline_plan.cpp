@@ -118,6 +118,69 @@ TEST(PipelinePlan, RefusesBadInputNamingTheLine) {
   }
 }
 
+TEST(PipelinePlan, NamesTheGemmsToRun) {
+  const std::string head =
+      "tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\", \"fp8\"]\n"
+      "patterns = [\"2_8\"]\n[M]\nprefill = [512]\n";
+  // Unnamed: the commands' own defaults.
+  const Plan plain = parse(head);
+  EXPECT_EQ(plain.sparse_backends, (std::vector<std::string>{"cusparselt"}));
+  EXPECT_EQ(plain.dense_gemms, (std::vector<std::string>{"auto"}));
+  EXPECT_FALSE(plain.dense_fallback);
+  EXPECT_FALSE(plain.measures_cutlass(Precision::INT8));
+  const Plan plan = parse(
+      "sparse_backends = [\"cusparselt\", \"cutlass\", \"auto\"]\n"
+      "dense_gemms = [\"auto\", \"cublaslt\", \"cublaslt_fused\", \"cutlass_dense\"]\n"
+      "dense_fallback = true\n" +
+      head);
+  EXPECT_EQ(plan.sparse_backends, (std::vector<std::string>{"cusparselt", "cutlass", "auto"}));
+  EXPECT_EQ(plan.dense_gemms,
+            (std::vector<std::string>{"auto", "cublaslt", "cublaslt_fused", "cutlass_dense"}));
+  EXPECT_TRUE(plan.dense_fallback);
+  EXPECT_TRUE(plan.measures_cutlass(Precision::FP8));
+  EXPECT_FALSE(plan.measures_cutlass(Precision::BF16));  // CUTLASS takes INT8 and FP8
+  // The plan's echo names them (in status.json and the report).
+  const auto json = plan_to_json(plan);
+  EXPECT_EQ(json["sparse_backends"], nlohmann::ordered_json({"cusparselt", "cutlass", "auto"}));
+  EXPECT_EQ(json["dense_gemms"][2], "cublaslt_fused");
+  EXPECT_EQ(json["dense_fallback"], true);
+  EXPECT_EQ(plan_to_json(plain)["dense_gemms"], nlohmann::ordered_json({"auto"}));
+}
+
+TEST(PipelinePlan, RefusesBadGemmsNamingTheLine) {
+  const std::string head =
+      "tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"int8\"]\npatterns = "
+      "[\"2_8\"]\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {head + "sparse_backends = [\"cusparselt\",\n  \"cutlas\"]\n",
+       "plan.toml:6: unknown GEMM 'cutlas' in 'sparse_backends' (expected one of: cusparselt, "
+       "cutlass, auto)"},
+      {head + "dense_gemms = [\"cutlass\"]\n",
+       "plan.toml:5: unknown GEMM 'cutlass' in 'dense_gemms' (expected one of: auto, cublaslt, "
+       "cublaslt_fused, cutlass_dense)"},
+      {head + "sparse_backends = [\"cutlass\", \"cutlass\"]\n",
+       "plan.toml:5: 'cutlass' is listed twice in 'sparse_backends'"},
+      {head + "\ndense_gemms = []\n",
+       "plan.toml:6: 'dense_gemms' is empty: name at least one (the default is [\"auto\"])"},
+      {head + "dense_gemms = \"cublaslt\"\n", "plan.toml:5: 'dense_gemms' must be a list"},
+      {head + "sparse_backends = [1]\n",
+       "plan.toml:5: each entry of 'sparse_backends' must be a string"},
+      {head + "dense_fallback = \"yes\"\n", "plan.toml:5: 'dense_fallback' must be true or false"},
+      // A GEMM that runs none of the plan's dtypes would make no case at all.
+      {head + "dense_gemms = [\"auto\", \"cublaslt_fused\"]\n",
+       "plan.toml:5: 'cublaslt_fused' in 'dense_gemms' runs none of the plan's dtypes (cuBLASLt's "
+       "fused dequantization (outer-vector scaling) takes FP8 only)"},
+      {"tasks = [\"prefill\"]\nmodels = [\"llama3.2-1b\"]\ndtypes = [\"bf16\"]\n"
+       "sparse_backends = [\"cutlass\"]\npatterns = [\"2_8\"]\n",
+       "plan.toml:4: 'cutlass' in 'sparse_backends' runs none of the plan's dtypes"},
+      {head + "sparse_backend = [\"cutlass\"]\n", "plan.toml:5: unknown key 'sparse_backend'"},
+  };
+  for (const auto& [text, expected] : cases) {
+    const std::string message = error_of(text);
+    EXPECT_EQ(message.rfind(expected, 0), 0u) << "plan:\n" << text << "\nmessage: " << message;
+  }
+}
+
 TEST(PipelinePlan, TakesACheckpointFolderRelativeToThePlan) {
   const fs::path dir = fs::temp_directory_path() / ("plan_ckpt_" + std::to_string(::getpid()));
   fs::create_directories(dir / "ckpt" / "my-llama");
@@ -148,6 +211,22 @@ TEST(PipelinePlan, DigestIgnoresLayoutCommentsAndTimeouts) {
   std::string other = kValid;
   other.replace(other.find("[512, 4096]"), 11, "[512, 8192]");
   EXPECT_NE(plan_digest(a), plan_digest(parse(other)));
+}
+
+TEST(PipelinePlan, GemmKeysAtTheirDefaultsKeepTheDigestOfPlansFromBeforeThem) {
+  // tests/data/pipeline/old_run holds a results folder of this plan, written before plans
+  // named GEMMs; its status.json records this digest.
+  const Plan old =
+      load_plan(std::string(SLIDESPARSE_TEST_DATA_DIR) + "/pipeline/old_run/plan.toml");
+  EXPECT_EQ(plan_digest(old), "641b2cd91dda5e52");
+  const Plan a = parse(kValid);
+  const std::string defaults =
+      "sparse_backends = [\"cusparselt\"]\ndense_gemms = [\"auto\"]\ndense_fallback = false\n";
+  EXPECT_EQ(plan_digest(a), plan_digest(parse(defaults + kValid)));
+  for (const char* other :
+       {"sparse_backends = [\"cusparselt\", \"cutlass\"]\n", "sparse_backends = [\"cutlass\"]\n",
+        "dense_gemms = [\"cublaslt\"]\n", "dense_fallback = true\n"})
+    EXPECT_NE(plan_digest(a), plan_digest(parse(other + std::string(kValid)))) << other;
 }
 
 TEST(PipelinePlan, TheShippedPlansParse) {

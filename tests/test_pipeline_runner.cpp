@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -367,6 +368,94 @@ TEST(PipelineRunner, AnInterruptStopsCleanlyAndTheRunResumes) {
             "passed");  // a copy, compared at once
 }
 
+TEST(PipelineRunner, EachGemmCaseHasItsOwnStatusAndResult) {
+  FakeCommand fake;
+  fake.on("has_e2e");
+  fake.on("crash_m", "1024");
+  fake.on("crash_backend", "sparse-cutlass");
+  const Plan plan = plan_of(R"(
+tasks = ["prefill"]
+models = ["llama3.2-1b"]
+dtypes = ["fp8"]
+patterns = ["2_8"]
+sparse_backends = ["cusparselt", "cutlass"]
+dense_gemms = ["auto", "cublaslt_fused"]
+[M]
+prefill = [512, 1024]
+)");
+  run_pipeline(plan, fake.options());
+  const PipelineStatus s = fake.status();
+  ASSERT_EQ(s.jobs.size(), 4u);
+  const std::string gpu = "H100_cc90_FP8E4M3_cu130_x86_64";
+  // Every case found its rows in its own job's CSV.
+  for (const char* id :
+       {"prefill/llama3.2-1b/fp8/dense", "prefill/llama3.2-1b/fp8/dense+cublaslt_fused",
+        "prefill/llama3.2-1b/fp8/2_8"}) {
+    const JobRecord& r = job(s, id);
+    EXPECT_EQ(r.status, "passed") << id << ": " << r.message;
+    EXPECT_EQ(r.result_file, std::string(id) + "/" + gpu + "/e2e_prefill.csv");
+    ASSERT_EQ(r.cells.size(), 2u);
+    for (const CellRecord& c : r.cells) EXPECT_EQ(c.status, "passed") << id << " M=" << c.m;
+  }
+  EXPECT_EQ(job(s, "prefill/llama3.2-1b/fp8/dense+cublaslt_fused").backend, "dense-cublaslt_fused");
+  EXPECT_NE(
+      read(fake.path("prefill/llama3.2-1b/fp8/dense+cublaslt_fused/" + gpu + "/e2e_prefill.csv"))
+          .find("dense-cublaslt_fused,dense,fp8,512"),
+      std::string::npos);
+  // The CUTLASS case that crashes is narrowed down in its own job, on its own GEMM.
+  const JobRecord& cutlass = job(s, "prefill/llama3.2-1b/fp8/2_8+cutlass");
+  EXPECT_EQ(cutlass.backend, "sparse-cutlass");
+  EXPECT_EQ(cutlass.status, "failed");
+  ASSERT_EQ(cutlass.cells.size(), 2u);
+  EXPECT_EQ(cutlass.cells[0].status, "passed");
+  EXPECT_EQ(cutlass.cells[1].error_class, "crash: SIGSEGV");
+  ASSERT_EQ(cutlass.parts.size(), 1u);
+  EXPECT_EQ(cutlass.cells[1].pattern, "2_8+cutlass");  // the report's column
+  EXPECT_EQ(cutlass.parts[0].id, "prefill/llama3.2-1b/fp8/2_8+cutlass/2_8+cutlass/M1024");
+  EXPECT_NE(std::find(cutlass.parts[0].argv.begin(), cutlass.parts[0].argv.end(), "cutlass"),
+            cutlass.parts[0].argv.end());
+  EXPECT_EQ(fake.calls("bench e2e"), 5);
+  // Resume reruns that job alone.
+  fake.off("crash_m");
+  fake.clear_calls();
+  const PipelineSummary resumed = run_pipeline(plan, fake.options(true));
+  EXPECT_EQ(resumed.passed, 4);
+  EXPECT_EQ(fake.calls("bench e2e"), 1);
+  EXPECT_EQ(
+      fake.calls("bench e2e " + fake.results() +
+                 "/models/llama3.2-1b-2_8-fp8 --stage "
+                 "prefill --M 512,1024 --backend sparse --pattern 2_8 --sparse-backend cutlass"),
+      1);
+}
+
+TEST(PipelineRunner, AFolderFromBeforeTheGemmKeysResumes) {
+  // old_run/status.json: written by the pipeline before plans named GEMMs, for old_run/plan.toml
+  // (whose results it holds: the kernel case M=128 crashed).
+  FakeCommand fake;
+  fs::create_directories(fake.results());
+  fs::copy_file(kData + "/old_run/status.json", fake.results() + "/status.json");
+  const Plan plan = load_plan(kData + "/old_run/plan.toml");
+  const PipelineStatus before = fake.status();
+  const PipelineSummary summary = run_pipeline(plan, fake.options(true));
+  EXPECT_EQ(summary.jobs, 6);
+  EXPECT_EQ(summary.passed, 6);
+  // Its cases are the default GEMMs' cases of today: the same jobs, only the failed one ran.
+  const PipelineStatus s = fake.status();
+  ASSERT_EQ(s.jobs.size(), before.jobs.size());
+  for (std::size_t i = 0; i < s.jobs.size(); ++i) {
+    EXPECT_EQ(s.jobs[i].id, before.jobs[i].id);
+    EXPECT_EQ(s.jobs[i].backend, before.jobs[i].backend);
+  }
+  EXPECT_EQ(job(s, "prefill/llama3.2-1b/int8/2_8").backend, "sparse");
+  EXPECT_EQ(job(s, "prefill/llama3.2-1b/int8/2_8").run, 1);
+  EXPECT_EQ(job(s, "kernel-high/llama3.2-1b/int8").run, 2);
+  EXPECT_EQ(fake.calls("bench kernel"), 1);
+  EXPECT_EQ(fake.calls("bench e2e"), 0);
+  EXPECT_EQ(fake.calls("tune"), 0);
+  EXPECT_EQ(s.plan_digest, before.plan_digest);
+  EXPECT_EQ(s.plan["sparse_backends"], nlohmann::ordered_json({"cusparselt"}));  // now echoed
+}
+
 TEST(PipelineRunner, RefusesAFolderOfAnotherPlanOrGpuOrOfOtherFiles) {
   FakeCommand fake;
   run_pipeline(plan_of(kPlan), fake.options());
@@ -383,6 +472,11 @@ TEST(PipelineRunner, RefusesAFolderOfAnotherPlanOrGpuOrOfOtherFiles) {
   other.replace(other.find("kernel = [64, 128]"), 18, "kernel = [64, 256]");
   EXPECT_NE(
       message(plan_of(other), fake.options(true)).find("results of two plans are never mixed"),
+      std::string::npos);
+  // Naming a GEMM makes another plan.
+  EXPECT_NE(
+      message(plan_of(std::string("sparse_backends = [\"cutlass\"]\n") + kPlan), fake.options(true))
+          .find("results of two plans are never mixed"),
       std::string::npos);
   fake.gpu("a100");
   EXPECT_NE(

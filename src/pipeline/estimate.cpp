@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 
+#include "slidesparse/pipeline/plan_gemms.hpp"
 #include "slidesparse/presets.hpp"
 
 namespace slidesparse::pipeline {
@@ -71,9 +72,10 @@ double model_work(const std::string& kind, const std::string& model, std::int64_
   return per_layer * static_cast<double>(layers > 0 ? layers : preset->layers);
 }
 
-// The same cases (pattern and M) as `cells`: then its time is that job's time.
-bool same_cases(const JobRecord& r, const std::vector<Cell>& cells) {
-  if (r.cells.size() != cells.size()) return false;
+// The same cases (pattern and M) on the same GEMMs as `job`: then its time is that job's time.
+bool same_cases(const JobRecord& r, const Job& job) {
+  const std::vector<Cell> cells = job.cells();
+  if (r.cells.size() != cells.size() || gemm_flags(r.argv) != gemm_flags(job.args)) return false;
   for (std::size_t i = 0; i < cells.size(); ++i)
     if (r.cells[i].pattern != cells[i].pattern || r.cells[i].m != cells[i].m) return false;
   return true;
@@ -103,8 +105,12 @@ Estimate estimate_plan(const std::vector<Job>& jobs, std::int64_t layers,
       e.notes.push_back("left out " + std::to_string(count) +
                         " measured jobs of another GPU: " + gpu);
 
+  // Keys: kind, then GEMM flags ("" for the defaults), then model; "*" for any GEMM flags.
   std::map<std::string, const JobRecord*> by_id;
   std::map<std::string, Timing> by_kind_model, by_kind;
+  const auto key = [](const std::string& kind, const std::string& flags) {
+    return kind + "\n" + flags;
+  };
   int other_depth = 0;
   for (std::size_t i = 0; i < measured.size(); ++i) {
     const PipelineStatus& s = measured[i];
@@ -122,8 +128,10 @@ Estimate estimate_plan(const std::vector<Job>& jobs, std::int64_t layers,
       const long cases = static_cast<long>(std::max<std::size_t>(1, r.cells.size()));
       by_id[r.id] = &r;
       const double work = model_work(r.kind, r.model, layers);
-      by_kind_model[r.kind + "\n" + r.model].add(r.seconds, cases, work);
-      by_kind[r.kind].add(r.seconds, cases, work);
+      for (const std::string& flags : {gemm_flags(r.argv), std::string("*")}) {
+        by_kind_model[key(r.kind, flags) + "\n" + r.model].add(r.seconds, cases, work);
+        by_kind[key(r.kind, flags)].add(r.seconds, cases, work);
+      }
     }
   }
   if (other_depth > 0)
@@ -137,25 +145,30 @@ Estimate estimate_plan(const std::vector<Job>& jobs, std::int64_t layers,
       e.lines.push_back({job.kind});
       line = e.lines.end() - 1;
     }
-    const std::vector<Cell> cells = job.cells();
-    const long cases = static_cast<long>(cells.size());
+    const long cases = static_cast<long>(job.cells().size());
     line->jobs += 1;
     line->cases += cases;
     double seconds = 0;
     const auto same = by_id.find(job.id);
-    if (same != by_id.end() && same_cases(*same->second, cells)) {
+    if (same != by_id.end() && same_cases(*same->second, job)) {
       seconds = same->second->seconds;
       ++line->same_job;
-    } else if (const auto km = by_kind_model.find(job.kind + "\n" + job.model);
-               km != by_kind_model.end()) {
-      seconds = km->second.per_case() * static_cast<double>(cases);
-      ++line->same_model;
-    } else if (const auto k = by_kind.find(job.kind); k != by_kind.end()) {
-      seconds = k->second.project(cases, model_work(job.kind, job.model, layers));
-      ++line->other_models;
     } else {
-      ++line->unknown;
-      ++e.unknown_jobs;
+      const std::string own = key(job.kind, gemm_flags(job.args));
+      const std::string any = key(job.kind, "*");
+      const bool gemms_measured = by_kind.count(own) > 0;
+      const std::string& k = gemms_measured ? own : any;
+      if (const auto km = by_kind_model.find(k + "\n" + job.model); km != by_kind_model.end()) {
+        seconds = km->second.per_case() * static_cast<double>(cases);
+        ++line->same_model;
+      } else if (const auto kk = by_kind.find(k); kk != by_kind.end()) {
+        seconds = kk->second.project(cases, model_work(job.kind, job.model, layers));
+        ++line->other_models;
+      } else {
+        ++line->unknown;
+        ++e.unknown_jobs;
+      }
+      if (!gemms_measured && by_kind.count(any)) ++line->other_gemms;
     }
     line->seconds += seconds;
     e.seconds += seconds;
@@ -193,6 +206,12 @@ std::string format_estimate(const Estimate& e, const std::string& plan_name) {
            " jobs are projected from the seconds per case of other jobs of their kind, scaled "
            "by the size of the models' linear layers; time per case also grows with M, which "
            "this leaves out, so these are rough\n";
+  int other_gemms = 0;
+  for (const EstimateLine& l : e.lines) other_gemms += l.other_gemms;
+  if (other_gemms > 0)
+    out += "  " + std::to_string(other_gemms) +
+           " of them run GEMMs (CUTLASS, a named dense GEMM, the dense fallback) that no measured "
+           "job of their kind ran: projected from their kind on other GEMMs\n";
   if (e.unknown_jobs > 0)
     out += "  " + std::to_string(e.unknown_jobs) +
            " jobs have no measurement of their kind: the total leaves them out (run a short plan "

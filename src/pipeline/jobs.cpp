@@ -46,24 +46,21 @@ std::vector<std::string> arguments(const Job& job, const std::string& root, std:
   if (job.kind == "convert")
     return {"convert", job.input_dir, out, "--pattern", job.patterns[0], "--dtype", job.dtype};
   if (job.kind == "verify") return {"verify", job.input_dir};
+  // The sweeps (tuning, kernel benchmark) name their sparse backend last, when not the default.
+  const auto sweep = [&job](std::vector<std::string> a) {
+    if (!job.sparse_backend.empty()) a.insert(a.end(), {"--sparse-backend", job.sparse_backend});
+    return a;
+  };
   if (job.task == Task::TuneCoarse || job.task == Task::TuneFine) {
     const std::string pattern = job.task == Task::TuneCoarse ? kCoarseTunePattern : job.patterns[0];
-    return {"tune",
-            "--preset",
-            job.model,
-            "--dtype",
-            job.dtype,
-            "--pattern",
-            pattern,
-            "--M",
-            join(job.ms),
-            "--db",
-            root + "/tuning.json"};
+    return sweep({"tune", "--preset", job.model, "--dtype", job.dtype, "--pattern", pattern, "--M",
+                  join(job.ms), "--db", root + "/tuning.json"});
   }
   if (job.task == Task::KernelHigh || job.task == Task::KernelLow)
-    return {"bench",     "kernel",           "--preset", job.model,    "--dtype", job.dtype,
-            "--pattern", join(job.patterns), "--M",      join(job.ms), "--out",   out};
+    return sweep({"bench", "kernel", "--preset", job.model, "--dtype", job.dtype, "--pattern",
+                  join(job.patterns), "--M", join(job.ms), "--out", out});
   // End-to-end: check, prefill, decode.
+  const bool dense = job.patterns[0] == "dense";
   std::vector<std::string> a = {"bench",
                                 "e2e",
                                 job.input_dir,
@@ -72,11 +69,21 @@ std::vector<std::string> arguments(const Job& job, const std::string& root, std:
                                 "--M",
                                 join(job.ms),
                                 "--backend",
-                                job.backend};
-  if (job.backend == "sparse") a.insert(a.end(), {"--pattern", job.patterns[0]});
+                                dense ? "dense" : "sparse"};
+  if (!dense) a.insert(a.end(), {"--pattern", job.patterns[0]});
+  if (!job.dense_gemm.empty()) a.insert(a.end(), {"--dense-gemm", job.dense_gemm});
+  if (job.dense_fallback) a.push_back("--dense-fallback");
+  if (!job.sparse_backend.empty()) a.insert(a.end(), {"--sparse-backend", job.sparse_backend});
   a.insert(a.end(), {"--dtype", job.dtype, "--out", out, "--tuning", root + "/tuning.json"});
   return a;
 }
+
+// The GEMM choice of one end-to-end case.
+struct EndToEndGemm {
+  GemmSide side;
+  std::string name;  // a plan name (plan_gemms.hpp)
+  bool dense_fallback;
+};
 
 class Expander {
  public:
@@ -90,26 +97,23 @@ class Expander {
           continue;
         }
         for (Precision precision : plan_.dtypes) {
-          const std::string dtype = precision_name(precision);
           switch (task) {
             case Task::TuneCoarse:
-              tune(task, model, dtype, {"dense"});
+              tune(task, model, precision, {"dense"});
               break;
             case Task::TuneFine:
               for (const Pattern& p : plan_.patterns)
                 if (!(plan_.has(Task::TuneCoarse) && p.zeros_name() == kCoarseTunePattern))
-                  tune(task, model, dtype, {p.zeros_name()});
+                  tune(task, model, precision, {p.zeros_name()});
               break;
             case Task::Check:
             case Task::Prefill:
             case Task::Decode:
-              end_to_end(task, model, dtype, "dense");
-              for (const Pattern& p : plan_.patterns)
-                end_to_end(task, model, dtype, p.zeros_name());
+              end_to_end_cases(task, model, precision);
               break;
             case Task::KernelHigh:
             case Task::KernelLow:
-              kernel(task, model, dtype);
+              kernel(task, model, precision);
               break;
             case Task::Prepare:
               break;
@@ -182,9 +186,17 @@ class Expander {
     }
   }
 
-  void tune(Task task, const PlanModel& model, const std::string& dtype,
+  // --sparse-backend of the kernel and tuning jobs: both where the plan runs CUTLASS GEMMs,
+  // so their times and tuning entries are there for the end-to-end cases and the report.
+  std::string sweep_backend(Precision precision) const {
+    return plan_.measures_cutlass(precision) ? "both" : "";
+  }
+
+  void tune(Task task, const PlanModel& model, Precision precision,
             const std::vector<std::string>& patterns) {
+    const std::string dtype = precision_name(precision);
     Job job = base(task, task_name(task), model, dtype);
+    job.sparse_backend = sweep_backend(precision);
     job.id = task_name(task) + "/" + model.name + "/" + dtype +
              (task == Task::TuneFine ? "/" + patterns[0] : "");
     job.command = {"tune"};
@@ -195,13 +207,37 @@ class Expander {
     add(job);
   }
 
-  void end_to_end(Task task, const PlanModel& model, const std::string& dtype,
-                  const std::string& pattern) {
+  // The dense cases (one per dense GEMM), then per pattern one per sparse backend, and as
+  // many again with the dense fallback; each GEMM only for the dtypes it runs.
+  void end_to_end_cases(Task task, const PlanModel& model, Precision precision) {
+    for (const std::string& g : plan_.dense_gemms)
+      if (gemm_dtype_conflict(GemmSide::Dense, g, precision).empty())
+        end_to_end(task, model, precision, "dense", {GemmSide::Dense, g, false});
+    std::vector<bool> fallbacks = {false};
+    if (plan_.dense_fallback) fallbacks.push_back(true);
+    for (const Pattern& p : plan_.patterns)
+      for (bool fallback : fallbacks)
+        for (const std::string& b : plan_.sparse_backends)
+          if (gemm_dtype_conflict(GemmSide::Sparse, b, precision).empty())
+            end_to_end(task, model, precision, p.zeros_name(), {GemmSide::Sparse, b, fallback});
+  }
+
+  void end_to_end(Task task, const PlanModel& model, Precision precision,
+                  const std::string& pattern, const EndToEndGemm& gemm) {
+    const std::string dtype = precision_name(precision);
     const bool dense = pattern == "dense";
+    const bool named = gemm.name != default_gemm(gemm.side);
     Job job = base(task, task_name(task), model, dtype);
-    job.id = task_name(task) + "/" + model.name + "/" + dtype + "/" + pattern;
+    job.backend = e2e_backend_label(gemm.side, gemm.name, gemm.dense_fallback);
+    // Sparse cases carry their series ("2_8+cutlass+fallback", the report's spelling); the
+    // dense GEMMs are one baseline (dense cases), their jobs apart by name. The default GEMMs
+    // keep the plain pattern, as before.
+    job.series = e2e_series(job.backend);
+    job.id = task_name(task) + "/" + model.name + "/" + dtype + "/" + pattern + job.series +
+             (dense && named ? "+" + gemm.name : "");
     job.command = {"bench", "e2e"};
-    job.backend = dense ? "dense" : "sparse";
+    if (named) (gemm.side == GemmSide::Dense ? job.dense_gemm : job.sparse_backend) = gemm.name;
+    job.dense_fallback = gemm.dense_fallback;
     job.patterns = {pattern};
     job.ms = task == Task::Check    ? plan_.m.check
              : task == Task::Decode ? plan_.m.decode
@@ -219,8 +255,10 @@ class Expander {
     add(job);
   }
 
-  void kernel(Task task, const PlanModel& model, const std::string& dtype) {
+  void kernel(Task task, const PlanModel& model, Precision precision) {
+    const std::string dtype = precision_name(precision);
     Job job = base(task, task_name(task), model, dtype);
+    job.sparse_backend = sweep_backend(precision);
     job.id = task_name(task) + "/" + model.name + "/" + dtype;
     job.command = {"bench", "kernel"};
     job.patterns = zeros_names(task == Task::KernelHigh ? plan_.kernel_high : plan_.kernel_low);
@@ -244,8 +282,8 @@ std::vector<Cell> Job::cells() const {
   std::vector<Cell> out;
   const std::vector<std::string> ps = patterns.empty() ? std::vector<std::string>{""} : patterns;
   for (const auto& p : ps) {
-    if (ms.empty()) out.push_back({p, 0});
-    for (std::int64_t m : ms) out.push_back({p, m});
+    if (ms.empty()) out.push_back({p + series, 0});
+    for (std::int64_t m : ms) out.push_back({p + series, m});
   }
   return out;
 }
@@ -263,9 +301,14 @@ Job subset_job(const Job& job, const std::string& pattern, const std::vector<std
     ms_id += (ms_id.empty() ? "" : ",") + std::to_string(m);
     ms_dir += "_" + std::to_string(m);
   }
+  const bool has_series =
+      !job.series.empty() && pattern.size() > job.series.size() &&
+      pattern.compare(pattern.size() - job.series.size(), job.series.size(), job.series) == 0;
+  if (!job.series.empty() && !has_series)
+    throw InvalidArgument("job " + job.id + " has no case pattern '" + pattern + "'");
   Job part = job;
   part.id = job.id + "/" + pattern + "/M" + ms_id;
-  part.patterns = {pattern};
+  part.patterns = {pattern.substr(0, pattern.size() - job.series.size())};
   part.ms = ms;
   if (!job.out_dir.empty())
     part.out_dir = job.out_dir + "/cells/" + pattern + "_M" + ms_dir.substr(1);

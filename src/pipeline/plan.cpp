@@ -138,6 +138,35 @@ class Reader {
     return out;
   }
 
+  // The GEMM names of `key` (plan_gemms.hpp): known, each once, at least one, and each
+  // running at least one of the plan's dtypes.
+  std::vector<std::string> gemms(const toml::node& node, const std::string& key, GemmSide side,
+                                 const std::vector<Precision>& dtypes) const {
+    std::vector<std::string> out;
+    for (const auto& [name, at] : strings(node, key)) {
+      if (!is_gemm_name(side, name)) {
+        std::string list;
+        for (const auto& n : gemm_names(side)) list += (list.empty() ? "" : ", ") + n;
+        fail(*at, "unknown GEMM '" + name + "' in '" + key + "' (expected one of: " + list + ")");
+      }
+      if (std::find(out.begin(), out.end(), name) != out.end())
+        fail(*at, "'" + name + "' is listed twice in '" + key + "'");
+      std::string conflict;
+      for (Precision d : dtypes) {
+        conflict = gemm_dtype_conflict(side, name, d);
+        if (conflict.empty()) break;
+      }
+      if (!conflict.empty())
+        fail(*at,
+             "'" + name + "' in '" + key + "' runs none of the plan's dtypes (" + conflict + ")");
+      out.push_back(name);
+    }
+    if (out.empty())
+      fail(node, "'" + key + "' is empty: name at least one (the default is [\"" +
+                     default_gemm(side) + "\"])");
+    return out;
+  }
+
   const std::string& source() const { return source_; }
 
  private:
@@ -184,8 +213,9 @@ PlanModel parse_model(const Reader& r, const std::string& text, const toml::node
   return {name, folder};
 }
 
-const std::vector<std::string> kTopKeys = {"name",   "tasks", "models", "dtypes", "patterns",
-                                           "layers", "M",     "kernel", "timeout"};
+const std::vector<std::string> kTopKeys = {
+    "name",        "tasks",          "models", "dtypes", "patterns", "sparse_backends",
+    "dense_gemms", "dense_fallback", "layers", "M",      "kernel",   "timeout"};
 const std::vector<std::string> kMKeys = {"tune", "check", "prefill", "decode", "kernel"};
 
 // The M list a task runs, and its key in [M].
@@ -238,6 +268,14 @@ bool Plan::has(Task task) const {
 double Plan::timeout_for(Task task) const {
   const auto it = timeout_s.find(task);
   return it != timeout_s.end() ? it->second : info(task).default_timeout_s;
+}
+
+bool Plan::measures_cutlass(Precision dtype) const {
+  for (const std::string& b : sparse_backends)
+    if (gemm_uses_cutlass(GemmSide::Sparse, b, dtype)) return true;
+  for (const std::string& g : dense_gemms)
+    if (gemm_uses_cutlass(GemmSide::Dense, g, dtype)) return true;
+  return false;
 }
 
 const std::vector<std::string>& known_presets() {
@@ -319,6 +357,19 @@ Plan parse_plan(const std::string& text, const std::string& source, const std::s
                    "' needs 'patterns' (e.g. patterns = [\"2_4\", \"2_8\"]; [] for dense only)");
   }
 
+  if (const toml::node* n = root.get("sparse_backends"))
+    plan.sparse_backends = r.gemms(*n, "sparse_backends", GemmSide::Sparse, plan.dtypes);
+  if (const toml::node* n = root.get("dense_gemms"))
+    plan.dense_gemms = r.gemms(*n, "dense_gemms", GemmSide::Dense, plan.dtypes);
+  if (const toml::node* n = root.get("dense_fallback")) {
+    const auto* b = n->as_boolean();
+    if (!b)
+      r.fail(*n,
+             "'dense_fallback' must be true or false (true: every sparse end-to-end case also "
+             "runs with --dense-fallback)");
+    plan.dense_fallback = b->get();
+  }
+
   if (const toml::node* n = root.get("layers")) {
     const auto* i = n->as_integer();
     if (!i || i->get() < 1)
@@ -397,6 +448,9 @@ nlohmann::ordered_json plan_to_json(const Plan& plan) {
   for (Precision p : plan.dtypes) j["dtypes"].push_back(precision_name(p));
   j["patterns"] = nlohmann::ordered_json::array();
   for (const Pattern& p : plan.patterns) j["patterns"].push_back(p.zeros_name());
+  j["sparse_backends"] = plan.sparse_backends;
+  j["dense_gemms"] = plan.dense_gemms;
+  j["dense_fallback"] = plan.dense_fallback;
   for (const Pattern& p : plan.kernel_high) j["kernel"]["high"].push_back(p.zeros_name());
   for (const Pattern& p : plan.kernel_low) j["kernel"]["low"].push_back(p.zeros_name());
   j["layers"] = plan.layers;
@@ -409,9 +463,17 @@ nlohmann::ordered_json plan_to_json(const Plan& plan) {
 }
 
 std::string plan_digest(const Plan& plan) {
+  nlohmann::ordered_json j = plan_to_json(plan);
+  // Plans from before the GEMM keys were hashed without them: a results folder of such a plan
+  // must still resume, and at their defaults these keys change no job.
+  if (plan.sparse_backends == std::vector<std::string>{default_gemm(GemmSide::Sparse)})
+    j.erase("sparse_backends");
+  if (plan.dense_gemms == std::vector<std::string>{default_gemm(GemmSide::Dense)})
+    j.erase("dense_gemms");
+  if (!plan.dense_fallback) j.erase("dense_fallback");
   // FNV-1a 64: stable across runs and builds, unlike std::hash.
   std::uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : plan_to_json(plan).dump()) {
+  for (unsigned char c : j.dump()) {
     h ^= c;
     h *= 0x100000001b3ull;
   }

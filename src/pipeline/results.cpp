@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "slidesparse/error.hpp"
+#include "slidesparse/pipeline/plan_gemms.hpp"
 
 namespace slidesparse::pipeline {
 
@@ -17,7 +18,9 @@ std::map<std::pair<std::string, std::int64_t>, CaseResult> case_results(const Cs
                         "' is not an integer");
     const std::string& status = csv.at(row, "status");
     const std::string& error = csv.at(row, "error");
-    auto [it, fresh] = out.try_emplace({csv.at(row, "pattern"), m}, CaseResult{status, error});
+    const std::string series = csv.has_column("backend") ? e2e_series(csv.at(row, "backend")) : "";
+    auto [it, fresh] =
+        out.try_emplace({csv.at(row, "pattern") + series, m}, CaseResult{status, error});
     if (!fresh) merge_case_row(it->second, status, error);
   }
   return out;

@@ -18,6 +18,8 @@ struct EstimateLine {
   // How each job's time was found: that very job measured; the same kind and model
   // (seconds per case × its cases); the same kind on other models; not at all.
   int same_job = 0, same_model = 0, other_models = 0, unknown = 0;
+  // Of the borrowed ones, those whose GEMMs (gemm_flags) no measured job of their kind ran.
+  int other_gemms = 0;
   double seconds = 0;
 };
 
@@ -31,9 +33,11 @@ struct Estimate {
 };
 
 // Only passed jobs count as measurements, and for jobs that make or run models only those of
-// plans with the same `layers`. A job counts as measured when the same job (id and cases)
-// was. `measured` may come from several GPUs: those of `gpu_identity` are used; on a machine
-// without a GPU ("no GPU"), the GPU with the most measured jobs is used and a note says so.
+// plans with the same `layers`. A job counts as measured when the same job (id, cases and GEMM
+// flags) was; else it borrows the seconds per case of its kind on the same GEMMs, and only
+// where none ran them, of its kind on any. `measured` may come from several GPUs: those of
+// `gpu_identity` are used; on a machine without a GPU ("no GPU"), the GPU with the most measured
+// jobs is used and a note says so.
 Estimate estimate_plan(const std::vector<Job>& jobs, std::int64_t layers,
                        const std::vector<PipelineStatus>& measured,
                        const std::vector<std::string>& measured_paths,

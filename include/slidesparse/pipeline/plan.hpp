@@ -10,6 +10,7 @@
 
 #include "slidesparse/dtype.hpp"
 #include "slidesparse/pattern.hpp"
+#include "slidesparse/pipeline/plan_gemms.hpp"
 
 namespace slidesparse::pipeline {
 
@@ -50,12 +51,21 @@ struct Plan {
   std::vector<Precision> dtypes;
   std::vector<Pattern> patterns;  // sparse backends; the dense baseline always runs beside them
   std::vector<Pattern> kernel_high, kernel_low;
+  // The GEMMs to run (plan_gemms.hpp names them): each end-to-end case runs once per sparse
+  // backend (per pattern) or dense GEMM, for the dtypes it takes; with dense_fallback every
+  // sparse case also runs with --dense-fallback. The defaults are the commands' own.
+  std::vector<std::string> sparse_backends = {default_gemm(GemmSide::Sparse)};
+  std::vector<std::string> dense_gemms = {default_gemm(GemmSide::Dense)};
+  bool dense_fallback = false;
   std::int64_t layers = 0;  // decoder layers of the made models; 0 = the preset's full depth
   MLists m;
   std::map<Task, double> timeout_s;  // per child process
 
   bool has(Task task) const;
   double timeout_for(Task task) const;
+  // Whether a kernel or tuning job of `dtype` measures the CUTLASS GEMMs too (--sparse-backend
+  // both): where an end-to-end case runs one, or an auto choice may pick one.
+  bool measures_cutlass(Precision dtype) const;
 };
 
 // The preset names a plan may use (DESIGN.md §8).
@@ -70,7 +80,8 @@ Plan load_plan(const std::string& path);
 // What the plan asks for, canonical (no comments, no layout), without the timeouts.
 nlohmann::ordered_json plan_to_json(const Plan& plan);
 // A short digest of plan_to_json: two plans with the same digest run the same cases,
-// so a results folder of one can be resumed by the other.
+// so a results folder of one can be resumed by the other. The GEMM keys stay out of it while
+// they hold their defaults, so plans from before those keys keep their digest.
 std::string plan_digest(const Plan& plan);
 
 }  // namespace slidesparse::pipeline

@@ -20,8 +20,10 @@ struct CaseResult {
 // Folds one more row of a case into its result (the rule below).
 void merge_case_row(CaseResult& result, const std::string& status, const std::string& error);
 
-// Keyed by (pattern, M). A case with several rows (one per layer) failed if any row
-// failed, passed if the rest passed, and is skipped only if every row was.
+// Keyed by (pattern, M); an end-to-end row's pattern carries its backend's series
+// (e2e_series: "2_8+cutlass"), as the pipeline's cases do. A case with several rows (one per
+// layer) failed if any row failed, passed if the rest passed, and is skipped only if every row
+// was.
 std::map<std::pair<std::string, std::int64_t>, CaseResult> case_results(const CsvFile& csv);
 
 }  // namespace slidesparse::pipeline

@@ -1,7 +1,8 @@
 #!/bin/sh
 # A stand-in for the `slidesparse` command in the pipeline tests: fast, and steered by
 # files in the folder it is run from ($FAKE): has_info, has_e2e, info.txt, crash_m,
-# sticky_m, crash_tune, slow_tune, slow_kernel, fail_convert. Every call is logged.
+# sticky_m, crash_tune, slow_tune, slow_kernel, fail_convert, crash_backend (with crash_m: the
+# end-to-end backend label that crashes at that M). Every call is logged.
 ulimit -c 0
 D="$FAKE"
 echo "$*" >> "$D/calls.log"
@@ -48,6 +49,9 @@ while [ $# -gt 0 ]; do
     --dtype) dtype="$2"; shift 2;;
     --backend) backend="$2"; shift 2;;
     --stage) stage="$2"; shift 2;;
+    --sparse-backend) sparse_backend="$2"; shift 2;;
+    --dense-gemm) dense_gemm="$2"; shift 2;;
+    --dense-fallback) fallback=1; shift;;
     *) shift;;
   esac
 done
@@ -81,11 +85,25 @@ case "$cmd" in
         done
       done
     else
+      # The backend label and the usage errors of the real command.
+      if [ "$backend" = dense ]; then
+        if [ -n "$fallback" ] || [ -n "$sparse_backend" ]; then
+          echo "slidesparse: error: --dense-fallback and --sparse-backend go with --backend sparse" >&2
+          exit 1
+        fi
+        label=dense; [ -n "$dense_gemm" ] && label="dense-$dense_gemm"
+      else
+        [ -n "$dense_gemm" ] && { echo "slidesparse: error: --dense-gemm goes with --backend dense" >&2; exit 1; }
+        label=sparse
+        [ -n "$sparse_backend" ] && [ "$sparse_backend" != cusparselt ] && label="sparse-$sparse_backend"
+        [ -n "$fallback" ] && label="$label-fallback"
+      fi
       csv="$out/$F/e2e_$stage.csv"
       echo "model,stage,backend,pattern,dtype,M,requests_per_s,tokens_per_s,gemm_ms,attention_ms,other_ms,status,error" > "$csv"
       pattern="$patterns"; [ "$backend" = dense ] && pattern=dense
       for m in $(echo "$ms" | tr , ' '); do
-        echo "$(basename "$model"),$stage,$backend,$pattern,$dtype,$m,2,1000,1,1,1,passed," >> "$csv"
+        [ "$m" = "$crash_m" ] && [ "$label" = "$(cat "$D/crash_backend" 2>/dev/null)" ] && kill -SEGV $$
+        echo "$(basename "$model"),$stage,$label,$pattern,$dtype,$m,2,1000,1,1,1,passed," >> "$csv"
       done
     fi
     exit 0;;
