@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "slidesparse/dtype.hpp"
+#include "slidesparse/pipeline/plan_gemms.hpp"
 #include "slidesparse/error.hpp"
 #include "slidesparse/pipeline/csv.hpp"
 
@@ -63,19 +64,6 @@ bool faster_passed(const EndToEndRow& a, const EndToEndRow& b) {
   return b.status != "passed" || a.tokens_per_s > b.tokens_per_s;
 }
 
-}  // namespace
-
-std::string end_to_end_series(const std::string& backend) {
-  if (backend == "sparse-cutlass") return kCutlassSeries;
-  if (backend == "sparse-fallback") return kFallbackSeries;
-  if (backend == "sparse-cutlass-fallback") return std::string(kCutlassSeries) + kFallbackSeries;
-  if (backend == "sparse-auto") return kAutoSeries;
-  if (backend == "sparse-auto-fallback") return std::string(kAutoSeries) + kFallbackSeries;
-  return "";
-}
-
-namespace {
-
 // Model and dtype come from the job in a pipeline (a converted model's CSV names the
 // converted folder), from the CSV's own columns in a folder of direct runs (job == nullptr).
 // Returns how many rows replaced one already there.
@@ -96,7 +84,7 @@ int read_end_to_end(const CsvFile& csv, const std::string& file, const JobRecord
                       ? csv.at(r, "model")
                       : base_model(csv.at(r, "model"), row.pattern, row.dtype);
     }
-    row.pattern += end_to_end_series(row.backend);
+    row.pattern += e2e_series(row.backend);
     row.m = integer(csv, r, "M");
     row.tokens_per_s = csv.number(r, "tokens_per_s");
     row.requests_per_s = csv.number(r, "requests_per_s");

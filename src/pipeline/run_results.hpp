@@ -20,14 +20,12 @@ namespace slidesparse::pipeline {
 // ("2_8+cutlass"): its own table column, apart from cuSPARSELt's. End-to-end rows of the
 // sparse-cutlass backend (in a folder of direct runs) and kernel rows of --sparse-backend cutlass.
 inline constexpr const char* kCutlassSeries = "+cutlass";
-// Other series of the end-to-end benchmark's sparse backends (their CSV backend label):
-// sparse-fallback → "+fallback", sparse-cutlass-fallback → "+cutlass+fallback", sparse-auto →
-// "+auto", sparse-auto-fallback → "+auto+fallback". Everything from the first '+' on names the series; before it stands the pattern.
+// Other series of the end-to-end benchmark's sparse backends (their CSV backend label, through
+// e2e_series of plan_gemms.hpp): sparse-fallback → "+fallback", sparse-cutlass-fallback →
+// "+cutlass+fallback", sparse-auto → "+auto", sparse-auto-fallback → "+auto+fallback".
+// Everything from the first '+' on names the series; before it stands the pattern.
 inline constexpr const char* kFallbackSeries = "+fallback";
 inline constexpr const char* kAutoSeries = "+auto";
-
-// The series suffix of an end-to-end backend label ("" for sparse and the dense ones).
-std::string end_to_end_series(const std::string& backend);
 
 // One row of e2e_prefill.csv / e2e_decode.csv (docs/results-format.md).
 struct EndToEndRow {
