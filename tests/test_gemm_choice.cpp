@@ -29,9 +29,9 @@ TuningKey h100_key() {
 }
 
 // The layer's candidates: the default sparse GEMM first, then the other sparse one, then dense.
-const std::vector<GemmCandidate> kThree = {{"cusparselt", "2_8", kN, kKSlide},
-                                           {"cutlass", "2_8", kN, kKSlide},
-                                           {"cublaslt", "dense", kN, kK}};
+const std::vector<GemmCandidate> kThree = {{"cusparselt", "2_8", kN, kKSlide, ""},
+                                           {"cutlass", "2_8", kN, kKSlide, ""},
+                                           {"cublaslt", "dense", kN, kK, ""}};
 constexpr std::size_t kCusparselt = 0, kCutlass = 1, kDense = 2;
 
 void put(TuningDb& db, const GemmCandidate& c, std::int64_t m, double time_us,
@@ -77,10 +77,10 @@ TEST(FastestGemm, WithoutAUsableDatabaseTheDefaultRuns) {
   // Entries of another shape, precision or pattern are not this layer's.
   TuningDb other(h100_key());
   for (const GemmCandidate& c : kThree) {
-    put(other, {c.backend, c.pattern, c.n, c.k + 32}, 16, c.backend == "cusparselt" ? 50.0 : 1.0);
+    put(other, {c.backend, c.pattern, c.n, c.k + 32, ""}, 16, c.backend == "cusparselt" ? 50.0 : 1.0);
     put(other, c, 16, c.backend == "cusparselt" ? 50.0 : 1.0, "fp8");
   }
-  put(other, {"cutlass", "2_6", kN, kKSlide}, 16, 1.0);
+  put(other, {"cutlass", "2_6", kN, kKSlide, ""}, 16, 1.0);
   put(other, kThree[kCusparselt], 16, 50.0);
   EXPECT_EQ(choose(&other, 16), kCusparselt);
   // A single candidate needs no database.
@@ -141,6 +141,29 @@ TEST(FastestGemm, MissingEntriesAreNotWeighed) {
   put(zero_default, kThree[kCusparselt], 64, 0.0);
   put(zero_default, kThree[kCutlass], 64, 5.0);
   EXPECT_EQ(choose(&zero_default, 64), kCusparselt);
+}
+
+// The cuBLASLt fused dense GEMM is weighed by the plain cuBLASLt time where the database has
+// it at the bucket, else by its own (the runner's search times only the GEMM it built).
+TEST(FastestGemm, AFallbackKeyIsWeighedOnlyWhereThePrimaryOneIsMissing) {
+  const std::vector<GemmCandidate> fused = {{"cusparselt", "2_8", kN, kKSlide, ""},
+                                            {"cublaslt", "dense", kN, kK, "cublaslt_fused"}};
+  const GemmCandidate fused_times{"cublaslt_fused", "dense", kN, kK, ""};
+  TuningDb only_fused(h100_key());
+  put(only_fused, fused[0], 64, 20.0);
+  put(only_fused, fused_times, 64, 12.0);
+  EXPECT_EQ(choose(&only_fused, 64, fused), 1u);
+
+  TuningDb both(h100_key());  // the plain time (30) wins over the fused one (12) as evidence
+  put(both, fused[0], 64, 20.0);
+  put(both, fused[1], 64, 30.0);
+  put(both, fused_times, 64, 12.0);
+  EXPECT_EQ(choose(&both, 64, fused), 0u);
+
+  TuningDb other_bucket(h100_key());  // the fallback too is weighed at the default's bucket only
+  put(other_bucket, fused[0], 64, 20.0);
+  put(other_bucket, fused_times, 4096, 1.0);
+  EXPECT_EQ(choose(&other_bucket, 64, fused), 0u);
 }
 
 TEST(FastestGemm, TiesGoToTheEarlierCandidate) {

@@ -1,5 +1,6 @@
 #include "slidesparse/gemm_choice.hpp"
 
+#include <optional>
 #include <string>
 
 #include "slidesparse/error.hpp"
@@ -21,8 +22,15 @@ std::size_t fastest_gemm(const TuningDb* tuning, Precision precision,
   double best_us = reference->time_us;
   for (std::size_t i = 1; i < candidates.size(); ++i) {
     const GemmCandidate& c = candidates[i];
-    const auto entry = tuning->lookup(c.backend, precision_key, c.pattern, c.n, c.k, bucket);
-    if (!entry || entry->m != bucket || !(entry->time_us > 0)) continue;
+    const auto at_bucket = [&](const std::string& backend) -> std::optional<TuningEntry> {
+      if (backend.empty()) return std::nullopt;
+      auto entry = tuning->lookup(backend, precision_key, c.pattern, c.n, c.k, bucket);
+      if (!entry || entry->m != bucket || !(entry->time_us > 0)) return std::nullopt;
+      return entry;
+    };
+    auto entry = at_bucket(c.backend);
+    if (!entry) entry = at_bucket(c.fallback_backend);
+    if (!entry) continue;
     if (entry->time_us < best_us) {
       best = i;
       best_us = entry->time_us;
