@@ -191,6 +191,12 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, GemmBacken
   return row;
 }
 
+int count_ok(const std::vector<AlgoTiming>& timings) {
+  int n = 0;
+  for (const auto& t : timings) n += t.ok ? 1 : 0;
+  return n;
+}
+
 // The fastest working candidate, or throws with the first candidate's error.
 const AlgoTiming& best_of(const std::vector<AlgoTiming>& timings, const char* what) {
   for (const auto& t : timings)
@@ -199,11 +205,40 @@ const AlgoTiming& best_of(const std::vector<AlgoTiming>& timings, const char* wh
                     (timings.empty() ? std::string() : ": " + timings.front().error));
 }
 
-int count_ok(const std::vector<AlgoTiming>& timings) {
-  int n = 0;
-  for (const auto& t : timings) n += t.ok ? 1 : 0;
-  return n;
+// A dense GEMM's algorithm, searched once per M (on the first pattern's layer) and then
+// prepared on each later layer, which times it on its own pruned weights: the dense weights of
+// every pattern share the shape, so one search serves them all.
+class DenseSearchedOncePerM {
+ public:
+  explicit DenseSearchedOncePerM(const char* what) : what_(what) {}
+  struct Result {
+    GemmAlgo algo;
+    double search_us = NAN;  // the search's median of the chosen algorithm
+    int candidates = 0;      // candidates that ran in the search
+  };
+  // The layer's input must be quantized for the dense path (quantize_input) first.
+  const Result& prepare(SlideSparseLinear& layer, std::int64_t m, const SearchOptions& search,
+                        cudaStream_t s) {
+    const auto it = results_.find(m);
+    if (it != results_.end()) {
+      layer.use_algo(m, LinearPath::Dense, it->second.algo);
+      return it->second;
+    }
+    const auto timings = layer.search(m, LinearPath::Dense, search, s);
+    const AlgoTiming& best = best_of(timings, what_);
+    return results_[m] = Result{best.algo, best.median_us, count_ok(timings)};
+  }
+
+ private:
+  const char* what_;
+  std::map<std::int64_t, Result> results_;
+};
+
+// Appends one more error to a cell's error column ("a; b").
+void append_error(std::string& error, const std::string& more) {
+  error = error.empty() ? more : error + "; " + more;
 }
+
 
 void write_summary(const std::string& path, const std::vector<Cell>& cells, Precision precision,
                    GemmBackendKind sparse_kind, const DeviceInfo& device, double copy_gbs,
@@ -389,13 +424,8 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
           x_host[i] = activation == DType::F16 ? float_to_fp16(xf[i]) : float_to_bf16(xf[i]);
       }
       std::optional<DeviceBuffer<std::uint16_t>> x, y;
-      std::map<std::int64_t, GemmAlgo> dense_algo;  // searched once per M, reused per pattern
-      std::map<std::int64_t, int> dense_candidates;
-      std::map<std::int64_t, double> dense_search_us;
-      std::map<std::int64_t, GemmAlgo> cutlass_dense_algo;  // the same, for the CUTLASS dense GEMM
-      std::map<std::int64_t, double> cutlass_dense_search_us;
-      std::map<std::int64_t, GemmAlgo> fused_dense_algo;  // ... and for cuBLASLt fused
-      std::map<std::int64_t, double> fused_dense_search_us;
+      DenseSearchedOncePerM cublaslt_dense("cuBLASLt"), cutlass_dense("CUTLASS dense"),
+          fused_dense("cuBLASLt fused");
       for (const Pattern& pattern : patterns) {
         std::vector<Cell> pattern_cells;
         for (std::int64_t m : ms) {
@@ -510,22 +540,12 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                   opt.tune_only ? best_sparse.median_us
                                 : time_median_us([&] { layer.run_gemm(m, LinearPath::Sparse, s); },
                                                  s, 3, opt.reps, l2);
-              // Dense: searched once per M (on the first pattern's layer), then the remembered
-              // algorithm is prepared on each later layer and timed on its pruned weights.
               layer.quantize_input(xp, m, LinearPath::Dense, s);
-              if (!dense_algo.count(m)) {
-                const auto dense = layer.search(m, LinearPath::Dense, search, s);
-                const AlgoTiming& best_dense = best_of(dense, "cuBLASLt");
-                dense_algo[m] = best_dense.algo;
-                dense_search_us[m] = best_dense.median_us;
-                dense_candidates[m] = count_ok(dense);
-              } else {
-                layer.use_algo(m, LinearPath::Dense, dense_algo[m]);
-              }
-              c.dense_algo = dense_algo[m].to_json().dump();
-              c.dense_candidates = dense_candidates[m];
+              const auto& dense = cublaslt_dense.prepare(layer, m, search, s);
+              c.dense_algo = dense.algo.to_json().dump();
+              c.dense_candidates = dense.candidates;
               c.dense_gemm_us =
-                  opt.tune_only ? dense_search_us[m]
+                  opt.tune_only ? dense.search_us
                                 : time_median_us([&] { layer.run_gemm(m, LinearPath::Dense, s); },
                                                  s, 3, opt.reps, l2);
               if (tuning) {
@@ -533,7 +553,7 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                              pattern.zeros_name(), layer.n_gemm(), layer.k_gemm(LinearPath::Sparse),
                              m, best_sparse.algo.to_json(), c.sparse_gemm_us});
                 tuning->put({"cublaslt", precision_name(precision), "dense", layer.n_gemm(),
-                             layer.k_gemm(LinearPath::Dense), m, dense_algo[m].to_json(),
+                             layer.k_gemm(LinearPath::Dense), m, dense.algo.to_json(),
                              c.dense_gemm_us});
               }
               if (cutlass_layer) {
@@ -566,27 +586,18 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                 try {
                   SlideSparseLinear& cd = *cutlass_dense_layer;
                   cd.quantize_input(xp, m, LinearPath::Dense, s);
-                  // Searched once per M, like cuBLASLt above.
-                  if (!cutlass_dense_algo.count(m)) {
-                    const auto timings = cd.search(m, LinearPath::Dense, search, s);
-                    const AlgoTiming& best = best_of(timings, "CUTLASS dense");
-                    cutlass_dense_algo[m] = best.algo;
-                    cutlass_dense_search_us[m] = best.median_us;
-                  } else {
-                    cd.use_algo(m, LinearPath::Dense, cutlass_dense_algo[m]);
-                  }
+                  const auto& searched = cutlass_dense.prepare(cd, m, search, s);
                   c.cutlass_dense_us =
-                      opt.tune_only ? cutlass_dense_search_us[m]
+                      opt.tune_only ? searched.search_us
                                     : time_median_us([&] { cd.run_gemm(m, LinearPath::Dense, s); },
                                                      s, 3, opt.reps, l2);
                   if (tuning)
                     tuning->put({backend_name(GemmBackendKind::CutlassDense),
                                  precision_name(precision), "dense", cd.n_gemm(),
-                                 cd.k_gemm(LinearPath::Dense), m, cutlass_dense_algo[m].to_json(),
+                                 cd.k_gemm(LinearPath::Dense), m, searched.algo.to_json(),
                                  c.cutlass_dense_us});
                 } catch (const Error& e) {
-                  c.error +=
-                      std::string(c.error.empty() ? "" : "; ") + "cutlass_dense: " + e.what();
+                  append_error(c.error, std::string("cutlass_dense: ") + e.what());
                   if (!cuda_context_lost().empty()) throw;  // the whole cell is lost
                 }
               }
@@ -594,37 +605,28 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                 try {
                   SlideSparseLinear& fd = *fused_dense_layer;
                   fd.quantize_input(xp, m, LinearPath::Dense, s);
-                  // Searched once per M, like cuBLASLt above.
-                  if (!fused_dense_algo.count(m)) {
-                    const auto timings = fd.search(m, LinearPath::Dense, search, s);
-                    const AlgoTiming& best = best_of(timings, "cuBLASLt fused");
-                    fused_dense_algo[m] = best.algo;
-                    fused_dense_search_us[m] = best.median_us;
-                  } else {
-                    fd.use_algo(m, LinearPath::Dense, fused_dense_algo[m]);
-                  }
-                  c.dense_fused_algo = fused_dense_algo[m].to_json().dump();
+                  const auto& searched = fused_dense.prepare(fd, m, search, s);
+                  c.dense_fused_algo = searched.algo.to_json().dump();
                   c.dense_fused_gemm_us =
-                      opt.tune_only ? fused_dense_search_us[m]
+                      opt.tune_only ? searched.search_us
                                     : time_median_us([&] { fd.run_gemm(m, LinearPath::Dense, s); },
                                                      s, 3, opt.reps, l2);
                   if (tuning)
                     tuning->put({backend_name(GemmBackendKind::CublasLtFused),
                                  precision_name(precision), "dense", fd.n_gemm(),
-                                 fd.k_gemm(LinearPath::Dense), m, fused_dense_algo[m].to_json(),
+                                 fd.k_gemm(LinearPath::Dense), m, searched.algo.to_json(),
                                  c.dense_fused_gemm_us});
                   if (!opt.tune_only)
                     c.dense_fused_layer_us = time_median_us(
                         [&] { fd.forward(xp, m, yp, s, LinearPath::Dense); }, s, 3, opt.reps, l2);
                 } catch (const Error& e) {
-                  c.error +=
-                      std::string(c.error.empty() ? "" : "; ") + "cublaslt_fused: " + e.what();
+                  append_error(c.error, std::string("cublaslt_fused: ") + e.what());
                   if (!cuda_context_lost().empty()) throw;  // the whole cell is lost
                 }
               }
               for (const std::string* built : {&cutlass_error, &fused_dense_error})
                 if (!built->empty())  // a layer that could not be built
-                  c.error = c.error.empty() ? *built : c.error + "; " + *built;
+                  append_error(c.error, *built);
               c.dense_fallback_mb = static_cast<double>(layer.dense_weight_bytes()) / 1e6;
               if (!opt.tune_only) {
                 c.sparse_layer_us = time_median_us(
