@@ -385,7 +385,11 @@ std::vector<GemmBackendKind> SlideSparseLinear::backends(LinearPath path) const 
 
 std::int64_t SlideSparseLinear::m_gemm(std::int64_t m, LinearPath path) const {
   const Gemm& gemm = gemm_for(m, resolve(m, path));
-  return round_up(m, gemm_requirements(precision_, gemm.kind()).m_multiple);
+  return m_gemm(m, gemm.kind());
+}
+
+std::int64_t SlideSparseLinear::m_gemm(std::int64_t m, GemmBackendKind backend) const {
+  return round_up(m, gemm_requirements(precision_, backend).m_multiple);
 }
 
 std::vector<LayerGemmSearch> SlideSparseLinear::search_gemms(std::int64_t m, LinearPath path,
@@ -395,7 +399,7 @@ std::vector<LayerGemmSearch> SlideSparseLinear::search_gemms(std::int64_t m, Lin
   std::vector<LayerGemmSearch> results;
   for (GemmBackendKind backend : backends(resolved)) {
     Gemm& g = *gemm(backend);
-    const std::int64_t padded_m = round_up(m, gemm_requirements(precision_, backend).m_multiple);
+    const std::int64_t padded_m = m_gemm(m, backend);
     auto timings = g.search(padded_m, gemm_input(resolved), scratch_->acc(), stream, options);
     for (const auto& t : timings) {
       if (!t.ok) continue;
@@ -444,7 +448,7 @@ void SlideSparseLinear::use_algo(std::int64_t m, GemmBackendKind backend, const 
   if (!g)
     throw InvalidArgument(std::string("use_algo: this linear layer has no ") +
                           backend_name(backend) + " GEMM");
-  g->prepare(round_up(m, gemm_requirements(precision_, backend).m_multiple), algo);
+  g->prepare(m_gemm(m, backend), algo);
   remember_choice(m);
 }
 
@@ -452,7 +456,7 @@ std::optional<GemmAlgo> SlideSparseLinear::prepared_algo(std::int64_t m,
                                                          GemmBackendKind backend) const {
   const Gemm* g = gemm(backend);
   if (!g) return std::nullopt;
-  return g->prepared_algo(round_up(m, gemm_requirements(precision_, backend).m_multiple));
+  return g->prepared_algo(m_gemm(m, backend));
 }
 
 void SlideSparseLinear::prepare(const std::vector<std::int64_t>& ms) {

@@ -130,6 +130,8 @@ class SlideSparseLinear {
   void prepare(const std::vector<std::int64_t>& ms);
   // The M the GEMM runs with (padded to the multiple of the GEMM the path runs at m).
   std::int64_t m_gemm(std::int64_t m, LinearPath path) const;
+  // The same for a named GEMM of the layer.
+  std::int64_t m_gemm(std::int64_t m, GemmBackendKind backend) const;
 
   // The path Auto takes for m: from the tuning database, sparse unless dense measured faster
   // than the fastest sparse GEMM at the default sparse GEMM's nearest M bucket (fastest_gemm).
