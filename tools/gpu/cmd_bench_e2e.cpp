@@ -26,6 +26,7 @@
 #include "slidesparse/error.hpp"
 #include "slidesparse/file.hpp"
 #include "slidesparse/pipeline/csv.hpp"
+#include "slidesparse/pipeline/plan_gemms.hpp"
 #include "slidesparse/runner/gpu_model.hpp"
 
 namespace slidesparse::cli {
@@ -52,15 +53,16 @@ struct E2eOptions {
 
 // The CSV's backend: dense, sparse (cuSPARSELt), sparse-cutlass (our kernel) or sparse-auto (the
 // faster of the two per linear and M), so rows of the sparse GEMMs keep apart; a dense GEMM asked
-// for by name is named too (dense-cublaslt, dense-cublaslt_fused, dense-cutlass_dense), so the
-// best dense can be found among them.
+// for by name is named too (dense-cublaslt, ...), so the best dense can be found among them. The
+// pipeline's plans and the report spell them with the same function.
 std::string backend_label(const E2eOptions& opt) {
+  using pipeline::GemmSide;
   if (opt.backend == "sparse")
-    return std::string(opt.sparse_backend == "cutlass" ? "sparse-cutlass"
-                       : opt.sparse_backend == "auto"  ? "sparse-auto"
-                                                       : "sparse") +
-           (opt.dense_fallback ? "-fallback" : "");
-  return opt.dense_gemm.empty() ? "dense" : "dense-" + opt.dense_gemm;
+    return pipeline::e2e_backend_label(GemmSide::Sparse, opt.sparse_backend, opt.dense_fallback);
+  return pipeline::e2e_backend_label(
+      GemmSide::Dense, opt.dense_gemm.empty() ? pipeline::default_gemm(GemmSide::Dense)
+                                              : opt.dense_gemm,
+      false);
 }
 
 // The attention asked for the stage: decode steps always run the runner's decode kernel.
