@@ -36,7 +36,9 @@ constexpr const char* kGemm = "CUTLASS sparse GEMM";
 
 // One compiled configuration. A = W (row-major = K-major, 2:4), B = X (column-major in the
 // GEMM's K×Ng view = K-major), D = Y column-major in the Mg×Ng view (= row-major [M, N]).
-template <class Operand, class Accumulator, class TileShape, class ClusterShape>
+// TileScheduler: void for the persistent data-parallel scheduler, or StreamKScheduler.
+template <class Operand, class Accumulator, class TileShape, class ClusterShape,
+          class TileScheduler = void>
 struct SparseDequantGemm {
   using ElementA = Operand;
   using ElementB = Operand;
@@ -61,42 +63,60 @@ struct SparseDequantGemm {
           sizeof(typename Epilogue::SharedStorage))>,
       cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
 
-  using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
+  using Kernel =
+      cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue, TileScheduler>;
   using Adapter = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   using SparseConfig = typename Mainloop::SparseConfig;
   using ElementE = typename Mainloop::ElementE;
+  // Stream-K counts its per-tile locks up during a launch and never resets them: the lock
+  // region of the workspace is zeroed (one memset) before every launch.
+  static constexpr bool kZeroWorkspaceEachRun =
+      std::is_same_v<TileScheduler, cutlass::gemm::StreamKScheduler>;
 };
 
-// Two configurations per precision, both with a K tile of 128 so that they read the same
+// Three configurations per precision, all with a K tile of 128 so that they read the same
 // compressed weights: a 128×128 tile in a 2×1 cluster (the activation tile is multicast to the
 // two CTAs that share it: decode-sized M, large N), and a 1×2 cluster that multicasts the
 // weight tile instead (prefill-sized M), with a 128×256 tile for INT8. FP8 keeps 128×128 there:
 // its mainloop promotes the tensor cores' partial sums into a second set of fp32 accumulators,
 // and with 128×256 the two sets need 256 registers per consumer thread (ptxas: 168 registers
-// plus 768 bytes of spills), while 128×128 needs none.
+// plus 768 bytes of spills), while 128×128 needs none. The third is for decode: at M = 64 a
+// 128-row weight tile gives one CTA per 128 output channels (36 CTAs for Qwen2.5-7B's qkv on
+// 132 SMs), too few to draw the GPU's memory bandwidth; stream-K splits the K loop of those
+// tiles over every SM, with a 64-token tile that wastes less of a small M.
+using Tile128x64 = cute::Shape<cute::_128, cute::_64, cute::_128>;
 using Tile128x128 = cute::Shape<cute::_128, cute::_128, cute::_128>;
 using Tile128x256 = cute::Shape<cute::_128, cute::_256, cute::_128>;
+using Cluster1x1 = cute::Shape<cute::_1, cute::_1, cute::_1>;
 using Cluster2x1 = cute::Shape<cute::_2, cute::_1, cute::_1>;
 using Cluster1x2 = cute::Shape<cute::_1, cute::_2, cute::_1>;
+using StreamK = cutlass::gemm::StreamKScheduler;
 
 using Int8Small = SparseDequantGemm<std::int8_t, std::int32_t, Tile128x128, Cluster2x1>;
 using Int8Large = SparseDequantGemm<std::int8_t, std::int32_t, Tile128x256, Cluster1x2>;
+using Int8StreamK = SparseDequantGemm<std::int8_t, std::int32_t, Tile128x64, Cluster1x1, StreamK>;
 using Fp8Small = SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster2x1>;
 using Fp8Large = SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster1x2>;
+using Fp8StreamK =
+    SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x64, Cluster1x1, StreamK>;
 
-static_assert(std::is_same_v<Int8Small::SparseConfig, Int8Large::SparseConfig>,
+static_assert(std::is_same_v<Int8Small::SparseConfig, Int8Large::SparseConfig> &&
+                  std::is_same_v<Int8Small::SparseConfig, Int8StreamK::SparseConfig>,
               "the INT8 configurations must share one compressed-weight layout");
-static_assert(std::is_same_v<Fp8Small::SparseConfig, Fp8Large::SparseConfig>,
+static_assert(std::is_same_v<Fp8Small::SparseConfig, Fp8Large::SparseConfig> &&
+                  std::is_same_v<Fp8Small::SparseConfig, Fp8StreamK::SparseConfig>,
               "the FP8 configurations must share one compressed-weight layout");
 
-constexpr int kConfigs = 2;
+constexpr int kConfigs = 3;
 const char* const kInt8ConfigNames[kConfigs] = {
     "tile 128x128x128, cluster 2x1, cooperative",
     "tile 128x256x128, cluster 1x2, cooperative",
+    "tile 128x64x128, cluster 1x1, cooperative, stream-K",
 };
 const char* const kFp8ConfigNames[kConfigs] = {
     "tile 128x128x128, cluster 2x1, cooperative",
     "tile 128x128x128, cluster 1x2, cooperative",
+    "tile 128x64x128, cluster 1x1, cooperative, stream-K",
 };
 
 void check_status(cutlass::Status status, const std::string& what) {
@@ -235,6 +255,8 @@ class LaunchImpl final : public Launch {
       check(adapter_.initialize(args_, pointers.workspace, stream), "initialize");
       last_ = pointers;
       initialized_ = true;
+    } else if constexpr (G::kZeroWorkspaceEachRun) {
+      check(G::Kernel::initialize_workspace(args_, pointers.workspace, stream), "zero workspace");
     }
     check(adapter_.run(stream), "launch");
   }
@@ -328,12 +350,17 @@ std::unique_ptr<Launch> make_launch(Precision precision, int config, std::int64_
                                     int device) {
   config_name(precision, config);  // validates both
   if (precision == Precision::INT8) {
-    if (config == 0)
-      return std::make_unique<LaunchImpl<Int8Small>>(n, k, m, values, metadata, device);
-    return std::make_unique<LaunchImpl<Int8Large>>(n, k, m, values, metadata, device);
+    switch (config) {
+      case 0: return std::make_unique<LaunchImpl<Int8Small>>(n, k, m, values, metadata, device);
+      case 1: return std::make_unique<LaunchImpl<Int8Large>>(n, k, m, values, metadata, device);
+      default: return std::make_unique<LaunchImpl<Int8StreamK>>(n, k, m, values, metadata, device);
+    }
   }
-  if (config == 0) return std::make_unique<LaunchImpl<Fp8Small>>(n, k, m, values, metadata, device);
-  return std::make_unique<LaunchImpl<Fp8Large>>(n, k, m, values, metadata, device);
+  switch (config) {
+    case 0: return std::make_unique<LaunchImpl<Fp8Small>>(n, k, m, values, metadata, device);
+    case 1: return std::make_unique<LaunchImpl<Fp8Large>>(n, k, m, values, metadata, device);
+    default: return std::make_unique<LaunchImpl<Fp8StreamK>>(n, k, m, values, metadata, device);
+  }
 }
 
 }  // namespace slidesparse::cutlass_sparse

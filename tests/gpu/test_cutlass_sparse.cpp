@@ -58,7 +58,7 @@ TEST(CutlassSparseRules, NameRequirementsAndOutput) {
     EXPECT_EQ(req.n_multiple, 32);
     EXPECT_EQ(req.k_multiple, 32);
     EXPECT_EQ(gemm_output_type(p, GemmBackendKind::CutlassSparse), DType::BF16);
-    EXPECT_EQ(cutlass_sparse_configs(p).size(), cutlass_sparse_available() ? 2u : 0u);
+    EXPECT_EQ(cutlass_sparse_configs(p).size(), cutlass_sparse_available() ? 3u : 0u);
   }
   EXPECT_THROW(gemm_requirements(Precision::BF16, GemmBackendKind::CutlassSparse), InvalidArgument);
   EXPECT_TRUE(cutlass_sparse_configs(Precision::FP16).empty());

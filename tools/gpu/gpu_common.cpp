@@ -1,5 +1,6 @@
 #include "gpu_common.hpp"
 
+#include <cuda_profiler_api.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
@@ -63,6 +64,9 @@ double time_median_us(const std::function<void()>& fn, cudaStream_t stream, int 
   for (int i = 0; i < warmup; ++i) fn();
   std::vector<CudaEvent> starts(static_cast<std::size_t>(reps));
   std::vector<CudaEvent> stops(static_cast<std::size_t>(reps));
+  // A profiler range around the timed runs alone: `ncu --profile-from-start off` then sees
+  // them and not the warm-ups or the algorithm searches (scripts/gpu_kernel_study.sh).
+  SLIDESPARSE_CHECK_CUDA(cudaProfilerStart());
   for (int i = 0; i < reps; ++i) {
     if (l2) l2->flush(stream);
     SLIDESPARSE_CHECK_CUDA(cudaEventRecord(starts[i].get(), stream));
@@ -70,6 +74,7 @@ double time_median_us(const std::function<void()>& fn, cudaStream_t stream, int 
     SLIDESPARSE_CHECK_CUDA(cudaEventRecord(stops[i].get(), stream));
   }
   SLIDESPARSE_CHECK_CUDA(cudaStreamSynchronize(stream));
+  SLIDESPARSE_CHECK_CUDA(cudaProfilerStop());
   std::vector<double> us;
   for (int i = 0; i < reps; ++i) us.push_back(1000.0 * CudaEvent::elapsed_ms(starts[i], stops[i]));
   std::nth_element(us.begin(), us.begin() + reps / 2, us.end());
