@@ -285,14 +285,9 @@ TEST(CutlassSparseGemm, SearchTimesEveryConfigurationAndPlansDoNotAllocate) {
 // partial last K tile). The 2:4 groups hold two, one or no values; for FP8, some zeros are -0.
 class CutlassSparseGemmExact : public ::testing::TestWithParam<Precision> {};
 
-TEST_P(CutlassSparseGemmExact, EveryConfigurationMatchesTheCpuBitForBit) {
-  SLIDESPARSE_REQUIRE_GPU();
-  GemmContext ctx;
-  REQUIRE_CUTLASS(ctx);
-  const Precision precision = GetParam();
-  test::SmallIntegerGemm p;
-  p.n = 320;
-  p.k = 544;
+// 2:4 weights of small integers whose groups hold two, at times one or no values; for FP8,
+// some zeros are -0. Returns the operand codes; p.w, p.scale_w and p.bias are filled.
+std::vector<std::uint8_t> mixed_two_four_weights(test::SmallIntegerGemm& p, Precision precision) {
   p.w.assign(static_cast<std::size_t>(p.n * p.k), 0);
   std::mt19937 rng(23);
   const int values[] = {-2, -1, 1, 2};
@@ -307,11 +302,42 @@ TEST_P(CutlassSparseGemmExact, EveryConfigurationMatchesTheCpuBitForBit) {
   if (precision == Precision::FP8)
     for (std::size_t i = 0; i < codes.size(); i += 3)
       if (codes[i] == 0) codes[i] = 0x80;
+  return codes;
+}
+
+TEST_P(CutlassSparseGemmExact, EveryConfigurationMatchesTheCpuBitForBit) {
+  SLIDESPARSE_REQUIRE_GPU();
+  GemmContext ctx;
+  REQUIRE_CUTLASS(ctx);
+  const Precision precision = GetParam();
+  test::SmallIntegerGemm p;
+  p.n = 320;
+  p.k = 544;
+  const std::vector<std::uint8_t> codes = mixed_two_four_weights(p, precision);
   DeviceBuffer<std::uint8_t> w(codes.size());
   w.upload(codes.data(), codes.size());
   auto gemm = make_cutlass_sparse_gemm(ctx, precision, p.n, p.k, w.get());
   test::expect_every_configuration_exact(*gemm, precision, p,
                                          cutlass_sparse_configs(precision).size(), {1, 300});
+}
+
+// A decode shape: two weight tiles and 64 K tiles, so the stream-K configuration splits each
+// tile's K loop over many SMs and reduces in the workspace. The search runs every
+// configuration several times before the checked run, so stale stream-K locks would show.
+TEST_P(CutlassSparseGemmExact, StreamKSplitsOfALongKMatchTheCpuBitForBit) {
+  SLIDESPARSE_REQUIRE_GPU();
+  GemmContext ctx;
+  REQUIRE_CUTLASS(ctx);
+  const Precision precision = GetParam();
+  test::SmallIntegerGemm p;
+  p.n = 256;
+  p.k = 8192;
+  const std::vector<std::uint8_t> codes = mixed_two_four_weights(p, precision);
+  DeviceBuffer<std::uint8_t> w(codes.size());
+  w.upload(codes.data(), codes.size());
+  auto gemm = make_cutlass_sparse_gemm(ctx, precision, p.n, p.k, w.get());
+  test::expect_every_configuration_exact(*gemm, precision, p,
+                                         cutlass_sparse_configs(precision).size(), {1, 64});
 }
 
 INSTANTIATE_TEST_SUITE_P(Int8AndFp8, CutlassSparseGemmExact,
