@@ -4,7 +4,8 @@
 # clocks and power, then Nsight Compute on one cell of each GEMM (tensor-pipe utilisation,
 # achieved clock, DRAM throughput). Builds first unless build-gpu is already there.
 #   STUDY_BENCH_ARGS   the benchmark's shape flags (default below)
-#   STUDY_NCU_ARGS     the shape flags of the profiled cell (one layer, one M, few patterns)
+#   STUDY_NCU_ARGS     the shape flags of the profiled cells (default: Qwen2.5-7B, FP8, M = 16384)
+#   STUDY_NCU_PATTERNS the patterns profiled, one ncu run each (default "2_4 2_8")
 #   STUDY_STAGES       "bench ncu" by default
 # Results go to out/gpu_study, packed into $OUT/gpu_study.tgz when $OUT is set.
 set -uo pipefail
@@ -50,17 +51,26 @@ if has_stage ncu; then
   start=$SECONDS
   # Tensor-pipe metrics differ between Nsight Compute versions: use those this one knows.
   ncu --query-metrics > "$WORK/ncu_metrics.txt" 2>&1
-  metrics=gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second,dram__throughput.avg.pct_of_peak_sustained_elapsed
-  metrics+=,sm__throughput.avg.pct_of_peak_sustained_elapsed,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum.pct_of_peak_sustained_elapsed
-  for m in sm__pipe_tensor_op_gmma_cycles_active sm__inst_executed_pipe_tensor_op_gmma; do
-    grep -q "^$m " "$WORK/ncu_metrics.txt" && metrics+=,$m.avg.pct_of_peak_sustained_active
+  # An unknown metric fails the whole run: keep those whose base name this ncu lists.
+  metrics=""
+  for m in gpu__time_duration.sum sm__cycles_elapsed.avg.per_second \
+    dram__throughput.avg.pct_of_peak_sustained_elapsed sm__throughput.avg.pct_of_peak_sustained_elapsed \
+    l1tex__data_pipe_lsu_wavefronts_mem_shared.sum.pct_of_peak_sustained_elapsed \
+    sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active \
+    sm__inst_executed_pipe_tensor_op_gmma.avg.pct_of_peak_sustained_active; do
+    grep -q "^${m%%.*} " "$WORK/ncu_metrics.txt" && metrics+=${metrics:+,}$m
   done
-  # Real clocks (no locking), so the utilisation is that of the benchmark's conditions.
-  # shellcheck disable=SC2086
-  timeout "${NCU_TIMEOUT:-200}" ncu --profile-from-start off --clock-control none --metrics "$metrics" --csv \
-    --kernel-name regex:'gemm|Gemm|nvjet|xmma|cutlass|device_kernel' \
-    $exe bench kernel ${STUDY_NCU_ARGS:---preset qwen2.5-7b --dtype fp8 --pattern 2_4,2_8 --M 16384} \
-    --sparse-backend both --reps 3 --out "$WORK/ncu_results" > "$WORK/ncu.csv" 2> "$WORK/ncu.log"
-  echo "ncu exit $? in $((SECONDS - start)) s, $(grep -c '"gpu__time_duration.sum"' "$WORK/ncu.csv") kernel rows"
-  tail -n 3 "$WORK/ncu.log"
+  echo "ncu metrics: $metrics"
+  # Real clocks (no locking), so the utilisation is that of the benchmark's conditions; one
+  # file per pattern, so each kernel row belongs to one pattern.
+  for pattern in ${STUDY_NCU_PATTERNS:-2_4 2_8}; do
+    # shellcheck disable=SC2086
+    timeout "${NCU_TIMEOUT:-100}" ncu --profile-from-start off --clock-control none --metrics "$metrics" \
+      --csv --print-kernel-base mangled --log-file "$WORK/ncu_$pattern.csv" --kernel-name regex:'gemm|Gemm|nvjet|xmma|cutlass|device_kernel' \
+      $exe bench kernel ${STUDY_NCU_ARGS:---preset qwen2.5-7b --dtype fp8 --M 16384} --pattern "$pattern" \
+      --sparse-backend both --reps 3 --out "$WORK/ncu_results_$pattern" > "$WORK/ncu_$pattern.log" 2>&1
+    echo "ncu $pattern exit $? after $((SECONDS - start)) s, $(grep -c '"gpu__time_duration.sum"' "$WORK/ncu_$pattern.csv") kernel rows"
+    tail -n 2 "$WORK/ncu_$pattern.log"
+  done
+  python3 scripts/summarize_gpu_study.py "$WORK" | tee "$WORK/summary.md"
 fi
