@@ -305,20 +305,25 @@ std::vector<std::uint8_t> mixed_two_four_weights(test::SmallIntegerGemm& p, Prec
   return codes;
 }
 
-TEST_P(CutlassSparseGemmExact, EveryConfigurationMatchesTheCpuBitForBit) {
-  SLIDESPARSE_REQUIRE_GPU();
+// Every configuration on mixed 2:4 weights of N × K, bit for bit against the CPU at each M.
+void expect_every_configuration_exact_on(Precision precision, std::int64_t n, std::int64_t k,
+                                         const std::vector<std::int64_t>& ms) {
   GemmContext ctx;
   REQUIRE_CUTLASS(ctx);
-  const Precision precision = GetParam();
   test::SmallIntegerGemm p;
-  p.n = 320;
-  p.k = 544;
+  p.n = n;
+  p.k = k;
   const std::vector<std::uint8_t> codes = mixed_two_four_weights(p, precision);
   DeviceBuffer<std::uint8_t> w(codes.size());
   w.upload(codes.data(), codes.size());
   auto gemm = make_cutlass_sparse_gemm(ctx, precision, p.n, p.k, w.get());
   test::expect_every_configuration_exact(*gemm, precision, p,
-                                         cutlass_sparse_configs(precision).size(), {1, 300});
+                                         cutlass_sparse_configs(precision).size(), ms);
+}
+
+TEST_P(CutlassSparseGemmExact, EveryConfigurationMatchesTheCpuBitForBit) {
+  SLIDESPARSE_REQUIRE_GPU();
+  expect_every_configuration_exact_on(GetParam(), 320, 544, {1, 300});
 }
 
 // A decode shape: two weight tiles and 64 K tiles, so the stream-K configuration splits each
@@ -326,18 +331,7 @@ TEST_P(CutlassSparseGemmExact, EveryConfigurationMatchesTheCpuBitForBit) {
 // configuration several times before the checked run, so stale stream-K locks would show.
 TEST_P(CutlassSparseGemmExact, StreamKSplitsOfALongKMatchTheCpuBitForBit) {
   SLIDESPARSE_REQUIRE_GPU();
-  GemmContext ctx;
-  REQUIRE_CUTLASS(ctx);
-  const Precision precision = GetParam();
-  test::SmallIntegerGemm p;
-  p.n = 256;
-  p.k = 8192;
-  const std::vector<std::uint8_t> codes = mixed_two_four_weights(p, precision);
-  DeviceBuffer<std::uint8_t> w(codes.size());
-  w.upload(codes.data(), codes.size());
-  auto gemm = make_cutlass_sparse_gemm(ctx, precision, p.n, p.k, w.get());
-  test::expect_every_configuration_exact(*gemm, precision, p,
-                                         cutlass_sparse_configs(precision).size(), {1, 64});
+  expect_every_configuration_exact_on(GetParam(), 256, 8192, {1, 64});
 }
 
 INSTANTIATE_TEST_SUITE_P(Int8AndFp8, CutlassSparseGemmExact,
