@@ -2,7 +2,8 @@
 # One device call that ends within DEADLINE seconds (default 570, under the device tool's
 # 600): build, every GPU test, compute-sanitizer on the CUTLASS and fused-epilogue tests, then
 # the kernel study (scripts/gpu_kernel_study.sh: bench with nvidia-smi sampling, then ncu) in
-# the time left, three fifths to the benchmark. For sessions that may get a single call.
+# the time left, three fifths to the benchmark (all of it with STUDY_STAGES=bench). For
+# sessions that may get a single call.
 # Carry .deps and third_party_headers (./scripts/vendor_deps.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +16,12 @@ echo "after the tests: $SECONDS s, $left s left for the kernel study"
 [ "$left" -lt 60 ] && exit 0
 patterns=${STUDY_NCU_PATTERNS:-2_4 2_8}
 n_patterns=$(wc -w <<< "$patterns")
+stages=${STUDY_STAGES:-bench ncu}
+bench_share=3
+[[ " $stages " == *" ncu "* ]] || { bench_share=5; n_patterns=1; }
 # FP8 before INT8 and 2:4 and 6:8 before 4:6 and 8:10, so a cut benchmark keeps those first.
-BENCH_TIMEOUT=$((left * 3 / 5)) NCU_TIMEOUT=$((left * 2 / 5 / n_patterns - 5)) \
+STUDY_STAGES=$stages BENCH_TIMEOUT=$((left * bench_share / 5)) \
+  NCU_TIMEOUT=$((left * (5 - bench_share) / 5 / n_patterns - 5)) \
   STUDY_BENCH_ARGS=${STUDY_BENCH_ARGS:-"--preset qwen2.5-7b --dtype fp8,int8 --pattern 2_4,2_8,2_6,2_10 --M 64,512,4096,16384"} \
   STUDY_NCU_PATTERNS=$patterns bash scripts/gpu_kernel_study.sh
 echo "done at $SECONDS s"
