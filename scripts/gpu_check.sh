@@ -8,6 +8,7 @@
 #   SLIDESPARSE_BENCH_ARGS  overrides the benchmark's flags
 #   SLIDESPARSE_E2E_RUNS    `bench e2e` argument sets separated by ';' (stage e2e)
 #   GPU_TESTS_FILTER        a gtest filter for the tests stage (default: every GPU test)
+#   GPU_TESTS_FIRST         a gtest filter run first, in its own process (then left out)
 #   GPU_CHECK_STAGES        which stages run (default "tests sanitizer bench"; also
 #                           "transformers": scripts/compare_transformers.py --device cuda,
 #                           "e2e": the SLIDESPARSE_E2E_RUNS)
@@ -40,6 +41,16 @@ echo "build ok in $((SECONDS - start)) s, $(grep -c "warning:" "$WORK/build.log"
 grep -m 10 "warning:" "$WORK/build.log"
 ./build-gpu/slidesparse info | tee -a "$WORK/environment.txt"
 
+if has_stage tests && [ -n "${GPU_TESTS_FIRST:-}" ]; then
+  # The tests that matter most run first, in their own process and log, so a later timeout or
+  # crash cannot hide them; the main run below then leaves them out.
+  start=$SECONDS
+  timeout "${GPU_TESTS_FIRST_TIMEOUT:-120}" ./build-gpu/tests/slidesparse_gpu_tests \
+    --gtest_filter="$GPU_TESTS_FIRST" > "$WORK/gpu_tests_first.log" 2>&1
+  echo "gpu tests '$GPU_TESTS_FIRST' exit $? in $((SECONDS - start)) s: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]+ tests?' "$WORK/gpu_tests_first.log" | tr '\n' ' ')"
+  grep -E '^\[  FAILED  \]' "$WORK/gpu_tests_first.log" | sort -u | head -n 20
+  GPU_TESTS_FILTER=${GPU_TESTS_FILTER:-"-$GPU_TESTS_FIRST"}
+fi
 if has_stage tests; then
   start=$SECONDS
   # One process for every GPU test: ctest would start ~330 processes, each paying CUDA's
@@ -49,9 +60,12 @@ if has_stage tests; then
   rc=$?
   echo "gpu tests exit $rc in $((SECONDS - start)) s: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]+ tests?' "$WORK/gpu_tests.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED  \]' "$WORK/gpu_tests.log" | sort -u | head -n 40
-  if [ "$rc" -gt 1 ]; then
-    # Crashed or timed out: a sticky CUDA error (illegal address) ends the process and every
-    # test after it. ctest runs each test in its own process, so the others still report.
+  if [ "$rc" -eq 124 ]; then
+    # Timed out: ctest would only run the same tests again, one process each, and slower.
+    echo "gpu tests timed out in: $(grep '^\[ RUN      \]' "$WORK/gpu_tests.log" | tail -n 1)"
+  elif [ "$rc" -gt 1 ]; then
+    # Crashed: a sticky CUDA error (illegal address) ends the process and every test after
+    # it. ctest runs each test in its own process, so the others still report.
     tail -n 5 "$WORK/gpu_tests.log"
     start=$SECONDS
     (cd build-gpu && timeout "${GPU_TESTS_CTEST_TIMEOUT:-300}" ctest -L gpu --output-on-failure \

@@ -8,7 +8,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEADLINE=${DEADLINE:-570}
-GPU_TESTS_TIMEOUT=${GPU_TESTS_TIMEOUT:-150} SANITIZER_TIMEOUT=${SANITIZER_TIMEOUT:-90} \
+# Our CUTLASS GEMMs' exact tests first: the first run that reached a GPU (2026-12-06) timed out
+# in a slow test before gtest came to them.
+GPU_TESTS_FIRST=${GPU_TESTS_FIRST:-'*Exact*:*Cutlass*'} GPU_TESTS_FIRST_TIMEOUT=${GPU_TESTS_FIRST_TIMEOUT:-90} \
+  GPU_TESTS_TIMEOUT=${GPU_TESTS_TIMEOUT:-150} SANITIZER_TIMEOUT=${SANITIZER_TIMEOUT:-90} \
   SANITIZER_FILTER=${SANITIZER_FILTER:-'*Cutlass*:*Fused*:*Cudnn*:*Exact*-*Large*'} \
   GPU_CHECK_STAGES="tests sanitizer" bash scripts/gpu_check.sh
 left=$((DEADLINE - SECONDS - 15))
