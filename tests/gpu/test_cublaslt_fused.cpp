@@ -182,7 +182,8 @@ std::vector<std::int64_t> reference_rows(const Fp8Problem& p, std::mt19937& rng)
 float e4m3_value(std::uint8_t code) {
   static const std::vector<float> table = [] {
     std::vector<float> t(256);
-    for (int i = 0; i < 256; ++i) t[static_cast<std::size_t>(i)] = e4m3_to_float(static_cast<std::uint8_t>(i));
+    for (int i = 0; i < 256; ++i)
+      t[static_cast<std::size_t>(i)] = e4m3_to_float(static_cast<std::uint8_t>(i));
     return t;
   }();
   return table[code];
