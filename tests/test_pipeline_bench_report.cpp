@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "slidesparse/error.hpp"
 #include "report_fixtures.hpp"
@@ -50,6 +51,25 @@ class BenchReport : public ::testing::Test {
     EXPECT_FALSE(result_.pipeline);
     EXPECT_EQ(result_.markdown_path, (dir_ / "report.md").string());
     return read(dir_ / "report.md");
+  }
+
+  static ReportOptions plotting_options() {
+    ReportOptions options;
+    options.plot_script = kRepo + "/scripts/plot_results.py";
+    return options;
+  }
+  static bool has_matplotlib() {
+    return std::system("python3 -c 'import matplotlib' > /dev/null 2>&1") == 0;
+  }
+
+  // Reports with plots and checks that exactly `pngs` are drawn and each is embedded in *md.
+  void report_with_plots(const std::vector<std::string>& pngs, std::string* md) {
+    *md = report(plotting_options());
+    ASSERT_EQ(result_.plots.size(), pngs.size()) << result_.plot_note;
+    for (const std::string& png : pngs) {
+      EXPECT_TRUE(fs::file_size(dir_ / png) > 1000) << png;
+      EXPECT_TRUE(contains(*md, "](" + png + ")")) << *md;
+    }
   }
 
   // Another GPU's kernel CSV (the pipeline fixture's A100 one) beside the H100 results.
@@ -273,20 +293,14 @@ TEST_F(BenchReport, TheDenseBaselineIsTheFastestDenseGemmAndEachSeriesHasItsColu
 }
 
 TEST_F(BenchReport, PlotsAreDrawnAndEmbedded) {
-  if (std::system("python3 -c 'import matplotlib' > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "python3 has no matplotlib here";
-  ReportOptions options;
-  options.plot_script = kRepo + "/scripts/plot_results.py";
-  const std::string md = report(options);
-  ASSERT_EQ(result_.plots.size(), 6u) << result_.plot_note;
-  for (const char* png :
-       {"plots/prefill_int8.png", "plots/decode_int8.png", "plots/kernel_int8.png",
-        "plots/kernel_fp8.png", "plots/layer_int8.png", "plots/layer_fp8.png"}) {
-    EXPECT_TRUE(fs::file_size(dir_ / png) > 1000) << png;
-    EXPECT_TRUE(contains(md, std::string("](") + png + ")")) << md;
-  }
+  if (!has_matplotlib()) GTEST_SKIP() << "python3 has no matplotlib here";
+  std::string md;
+  ASSERT_NO_FATAL_FAILURE(report_with_plots(
+      {"plots/prefill_int8.png", "plots/decode_int8.png", "plots/kernel_int8.png",
+       "plots/kernel_fp8.png", "plots/layer_int8.png", "plots/layer_fp8.png"},
+      &md));
   // A second report does not read its own plot data back as a result file.
-  report(options);
+  report(plotting_options());
   EXPECT_EQ(result_.ignored.size(), 1u);
 }
 
@@ -416,18 +430,12 @@ TEST_F(CutlassBenchReport, PlotDataHasTheLayerAndCutlassSeries) {
 }
 
 TEST_F(CutlassBenchReport, PlotsAreDrawnAndEmbedded) {
-  if (std::system("python3 -c 'import matplotlib' > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "python3 has no matplotlib here";
-  ReportOptions options;
-  options.plot_script = kRepo + "/scripts/plot_results.py";
-  const std::string md = report(options);
-  ASSERT_EQ(result_.plots.size(), 6u) << result_.plot_note;
-  for (const char* png :
-       {"plots/kernel_int8.png", "plots/kernel_fp8.png", "plots/layer_int8.png",
-        "plots/layer_fp8.png", "plots/kernel_cutlass_int8.png", "plots/kernel_cutlass_fp8.png"}) {
-    EXPECT_TRUE(fs::file_size(dir_ / png) > 1000) << png;
-    EXPECT_TRUE(contains(md, std::string("](") + png + ")")) << md;
-  }
+  if (!has_matplotlib()) GTEST_SKIP() << "python3 has no matplotlib here";
+  std::string md;
+  ASSERT_NO_FATAL_FAILURE(report_with_plots(
+      {"plots/kernel_int8.png", "plots/kernel_fp8.png", "plots/layer_int8.png",
+       "plots/layer_fp8.png", "plots/kernel_cutlass_int8.png", "plots/kernel_cutlass_fp8.png"},
+      &md));
   EXPECT_TRUE(contains(md,
                        "![CUTLASS GEMM speedup (over the CUTLASS dense GEMM) against M, "
                        "FP8](plots/kernel_cutlass_fp8.png)"))
