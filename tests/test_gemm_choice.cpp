@@ -11,22 +11,14 @@
 #include "slidesparse/error.hpp"
 #include "slidesparse/gemm_choice.hpp"
 #include "slidesparse/tuning_db.hpp"
+#include "tuning_fixtures.hpp"
 
 namespace slidesparse {
 namespace {
 
 constexpr std::int64_t kN = 3584, kKSlide = 5376, kK = 3584;
 
-TuningKey h100_key() {
-  TuningKey key;
-  key.gpu_name = "NVIDIA H100 80GB HBM3";
-  key.cc_major = 9;
-  key.driver = 13000;
-  key.cuda_runtime = 13000;
-  key.cublaslt = 130100;
-  key.cusparselt = 800;
-  return key;
-}
+using test::h100_key;
 
 // The layer's candidates: the default sparse GEMM first, then the other sparse one, then dense.
 const std::vector<GemmCandidate> kThree = {{"cusparselt", "2_8", kN, kKSlide, ""},

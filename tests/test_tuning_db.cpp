@@ -11,6 +11,7 @@
 
 #include "slidesparse/error.hpp"
 #include "slidesparse/tuning_db.hpp"
+#include "tuning_fixtures.hpp"
 
 namespace slidesparse {
 namespace {
@@ -46,17 +47,7 @@ class TempDir {
   fs::path path_;
 };
 
-TuningKey h100_key() {
-  TuningKey key;
-  key.gpu_name = "NVIDIA H100 80GB HBM3";
-  key.cc_major = 9;
-  key.cc_minor = 0;
-  key.driver = 13000;
-  key.cuda_runtime = 13000;
-  key.cublaslt = 130100;
-  key.cusparselt = 800;
-  return key;
-}
+using test::h100_key;
 
 TuningEntry entry(const std::string& backend, const std::string& pattern, std::int64_t m,
                   double time_us, std::int64_t n = 4096, std::int64_t k = 6144) {
