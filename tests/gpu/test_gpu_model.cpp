@@ -15,9 +15,11 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../io_fixtures.hpp"
+#include "cutlass_test_util.hpp"
 #include "gpu_test_util.hpp"
 #include "slidesparse/checkpoint.hpp"
 #include "slidesparse/converter.hpp"
@@ -175,6 +177,27 @@ void expect_same_logits(const std::vector<float>& got, const std::vector<float>&
   }
 }
 
+// Prefill of three prompts, then three greedy decode steps: each model in `got` gives the
+// tokens and the logits of `want` bit for bit (the names label the failures).
+void expect_same_generation(GpuModel& want,
+                            const std::vector<std::pair<GpuModel*, std::string>>& got) {
+  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {100, 7, 300, 9, 11}, {42}};
+  std::vector<int> next = want.prefill(prompts);
+  for (const auto& [model, name] : got) {
+    EXPECT_EQ(model->prefill(prompts), next) << name << " prefill";
+    expect_same_logits(model->last_logits(), want.last_logits(), name + " prefill");
+  }
+  for (int step = 0; step < 3 && !::testing::Test::HasFailure(); ++step) {
+    const std::vector<int> fed = next;
+    next = want.decode_step(fed);
+    const std::string at = " decode step " + std::to_string(step);
+    for (const auto& [model, name] : got) {
+      EXPECT_EQ(model->decode_step(fed), next) << name << at;
+      expect_same_logits(model->last_logits(), want.last_logits(), name + at);
+    }
+  }
+}
+
 // The norms and the activation fused into the quantization of the linear layers they feed
 // (fuse_quantize, the default) change no bit: the logits of the unfused kernels, through
 // prefill and the decode graphs.
@@ -214,17 +237,7 @@ TEST_P(GpuModelTest, SearchedAlgorithmsGiveTheSameInt8Logits) {
   GpuModel defaults(dir_, o);
   o.search_untuned = true;
   GpuModel searched(dir_, o);
-  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {100, 7, 300, 9, 11}, {42}};
-  std::vector<int> next = defaults.prefill(prompts);
-  EXPECT_EQ(searched.prefill(prompts), next);
-  expect_same_logits(searched.last_logits(), defaults.last_logits(), "searched prefill");
-  for (int step = 0; step < 3 && !HasFailure(); ++step) {
-    const std::vector<int> fed = next;
-    next = defaults.decode_step(fed);
-    EXPECT_EQ(searched.decode_step(fed), next) << "decode step " << step;
-    expect_same_logits(searched.last_logits(), defaults.last_logits(),
-                       "searched decode step " + std::to_string(step));
-  }
+  expect_same_generation(defaults, {{&searched, "searched"}});
 }
 
 // The dense fallback (both paths searched per M, dense where it measured faster) changes which
@@ -242,17 +255,7 @@ TEST_P(GpuModelTest, DenseFallbackGivesTheSameInt8Logits) {
   EXPECT_EQ(fallback.device_bytes() - fallback.linear_scratch_bytes(),
             sparse.device_bytes() - sparse.linear_scratch_bytes() +
                 fallback.dense_fallback_bytes());
-  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {100, 7, 300, 9, 11}, {42}};
-  std::vector<int> next = sparse.prefill(prompts);
-  EXPECT_EQ(fallback.prefill(prompts), next);
-  expect_same_logits(fallback.last_logits(), sparse.last_logits(), "fallback prefill");
-  for (int step = 0; step < 3 && !HasFailure(); ++step) {
-    const std::vector<int> fed = next;
-    next = sparse.decode_step(fed);
-    EXPECT_EQ(fallback.decode_step(fed), next) << "decode step " << step;
-    expect_same_logits(fallback.last_logits(), sparse.last_logits(),
-                       "fallback decode step " + std::to_string(step));
-  }
+  expect_same_generation(sparse, {{&fallback, "fallback"}});
   o.backend = GpuBackend::Dense;
   o.pattern = Pattern::infinite();
   EXPECT_THROW(GpuModel(dir_, o), InvalidArgument);  // dense_fallback goes with sparse
@@ -261,24 +264,13 @@ TEST_P(GpuModelTest, DenseFallbackGivesTheSameInt8Logits) {
 // The sparse backend on our CUTLASS kernel (dequantization in its epilogue) gives the INT8
 // logits of the cuSPARSELt one bit for bit: both compute the reference's float operations.
 TEST_P(GpuModelTest, CutlassSparseGemmGivesTheSameInt8Logits) {
-  const DeviceInfo device = query_device();
-  if (!cutlass_sparse_available() || device.cc_major != 9 || device.cc_minor != 0)
-    GTEST_SKIP() << "no CUTLASS sparse GEMM in this build or not a cc 9.0 GPU";
+  GemmContext ctx;
+  REQUIRE_CUTLASS(ctx);
   GpuModelOptions o = options(Precision::INT8, GpuBackend::Sparse, Pattern::parse("2_8"));
   GpuModel cusparselt(dir_, o);
   o.sparse_gemm = GemmBackendKind::CutlassSparse;
   GpuModel cutlass(dir_, o);
-  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {100, 7, 300, 9, 11}, {42}};
-  std::vector<int> next = cusparselt.prefill(prompts);
-  EXPECT_EQ(cutlass.prefill(prompts), next);
-  expect_same_logits(cutlass.last_logits(), cusparselt.last_logits(), "cutlass prefill");
-  for (int step = 0; step < 3 && !HasFailure(); ++step) {
-    const std::vector<int> fed = next;
-    next = cusparselt.decode_step(fed);
-    EXPECT_EQ(cutlass.decode_step(fed), next) << "decode step " << step;
-    expect_same_logits(cutlass.last_logits(), cusparselt.last_logits(),
-                       "cutlass decode step " + std::to_string(step));
-  }
+  expect_same_generation(cusparselt, {{&cutlass, "cutlass"}});
 }
 
 // Every sparse GEMM per linear (sparse_gemm_auto: cuSPARSELt and CUTLASS, each searched once per
@@ -286,9 +278,8 @@ TEST_P(GpuModelTest, CutlassSparseGemmGivesTheSameInt8Logits) {
 // model bit for bit, also with the dense fallback as a third choice: all compute the same
 // quantized pruned product. The second copy of the sparse weights is counted and said.
 TEST_P(GpuModelTest, SparseGemmAutoGivesTheSameInt8Logits) {
-  const DeviceInfo device = query_device();
-  if (!cutlass_sparse_available() || device.cc_major != 9 || device.cc_minor != 0)
-    GTEST_SKIP() << "no CUTLASS sparse GEMM in this build or not a cc 9.0 GPU";
+  GemmContext ctx;
+  REQUIRE_CUTLASS(ctx);
   GpuModelOptions o = options(Precision::INT8, GpuBackend::Sparse, Pattern::parse("2_8"));
   GpuModel cusparselt(dir_, o);
   EXPECT_EQ(cusparselt.sparse_auto_bytes(), 0u);
@@ -305,21 +296,7 @@ TEST_P(GpuModelTest, SparseGemmAutoGivesTheSameInt8Logits) {
   EXPECT_EQ(three.device_bytes() - three.linear_scratch_bytes(),
             cusparselt.device_bytes() - cusparselt.linear_scratch_bytes() +
                 three.sparse_auto_bytes() + three.dense_fallback_bytes());
-  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {100, 7, 300, 9, 11}, {42}};
-  std::vector<int> next = cusparselt.prefill(prompts);
-  EXPECT_EQ(both.prefill(prompts), next);
-  expect_same_logits(both.last_logits(), cusparselt.last_logits(), "sparse auto prefill");
-  EXPECT_EQ(three.prefill(prompts), next);
-  expect_same_logits(three.last_logits(), cusparselt.last_logits(), "sparse auto+fallback prefill");
-  for (int step = 0; step < 3 && !HasFailure(); ++step) {
-    const std::vector<int> fed = next;
-    next = cusparselt.decode_step(fed);
-    const std::string at = "decode step " + std::to_string(step);
-    EXPECT_EQ(both.decode_step(fed), next) << at;
-    expect_same_logits(both.last_logits(), cusparselt.last_logits(), "sparse auto " + at);
-    EXPECT_EQ(three.decode_step(fed), next) << at;
-    expect_same_logits(three.last_logits(), cusparselt.last_logits(), "sparse auto+fallback " + at);
-  }
+  expect_same_generation(cusparselt, {{&both, "sparse auto"}, {&three, "sparse auto+fallback"}});
   o.backend = GpuBackend::Dense;
   o.pattern = Pattern::infinite();
   o.dense_fallback = false;
