@@ -7,6 +7,7 @@
 #   STUDY_NCU_ARGS     the shape flags of the profiled cells (default: Qwen2.5-7B, FP8, M = 16384)
 #   STUDY_NCU_PATTERNS the patterns profiled, one ncu run each (default "2_4 2_8")
 #   STUDY_STAGES       "bench ncu" by default
+#   STUDY_SPARSE_BACKEND  the benchmark's --sparse-backend (default both; all adds cutlass_lift)
 # Results go to out/gpu_study, packed into $OUT/gpu_study.tgz when $OUT is set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +41,7 @@ if has_stage bench; then
   start=$SECONDS
   # shellcheck disable=SC2086
   timeout "${BENCH_TIMEOUT:-300}" $exe bench kernel ${STUDY_BENCH_ARGS:---preset qwen2.5-7b,qwen2.5-14b \
-    --dtype fp8,int8 --pattern 2_4,2_6,2_8,2_10 --M 64,512,4096,16384} --sparse-backend both \
+    --dtype fp8,int8 --pattern 2_4,2_6,2_8,2_10 --M 64,512,4096,16384} --sparse-backend "${STUDY_SPARSE_BACKEND:-both}" \
     --out "$WORK/results" --tuning "$WORK/tuning.json" > "$WORK/bench_kernel.log" 2>&1
   echo "bench kernel exit $? in $((SECONDS - start)) s"
   kill "$sampler" 2>/dev/null

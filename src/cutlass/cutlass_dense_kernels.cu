@@ -16,6 +16,7 @@
 
 #include "cutlass_dense_kernels.hpp"
 #include "cutlass_dequantize_epilogue.hpp"
+#include "cutlass_fused_launch.hpp"
 #include "slidesparse/error.hpp"
 
 namespace slidesparse::cutlass_dense {
@@ -52,6 +53,7 @@ struct DenseDequantGemm {
 
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
   using Adapter = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+  static constexpr bool kZeroWorkspaceEachRun = false;  // persistent data-parallel tiles
 };
 
 // The sparse GEMM's tiles and clusters, so each dense configuration has a sparse twin: a
@@ -79,73 +81,33 @@ const char* const kFp8ConfigNames[kConfigs] = {
     "tile 128x128x128, cluster 1x2, cooperative",
 };
 
+// One launch at M tokens: the arguments with null data pointers (FusedLaunch sets them).
 template <class G>
-class LaunchImpl final : public Launch {
- public:
-  using Adapter = typename G::Adapter;
-  using Arguments = typename Adapter::Arguments;
+std::unique_ptr<Launch> launch(std::int64_t n, std::int64_t k, std::int64_t m, const void* w,
+                               int device) {
   using StrideA = typename G::Kernel::StrideA;
   using StrideB = typename G::Kernel::StrideB;
   using StrideD = typename G::Kernel::StrideD;
-
-  LaunchImpl(std::int64_t n, std::int64_t k, std::int64_t m, const void* w, int device) {
-    const int n_int = cutlass_epilogue::to_int(n, kGemm, "N");
-    const int k_int = cutlass_epilogue::to_int(k, kGemm, "K");
-    const int m_int = cutlass_epilogue::to_int(m, kGemm, "M");
-    args_.mode = cutlass::gemm::GemmUniversalMode::kGemm;
-    args_.problem_shape = ProblemShape{n_int, m_int, k_int, 1};
-    args_.mainloop.ptr_A = static_cast<const typename G::ElementA*>(w);
-    args_.mainloop.dA =
-        cutlass::make_cute_packed_stride(StrideA{}, cute::make_shape(n_int, k_int, 1));
-    args_.mainloop.ptr_B = nullptr;
-    args_.mainloop.dB =
-        cutlass::make_cute_packed_stride(StrideB{}, cute::make_shape(m_int, k_int, 1));
-    const StrideD stride_d =
-        cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(n_int, m_int, 1));
-    args_.epilogue.ptr_C = nullptr;
-    args_.epilogue.dC = stride_d;
-    args_.epilogue.ptr_D = nullptr;
-    args_.epilogue.dD = stride_d;
-    args_.hw_info = cutlass_epilogue::hardware_info(device);
-    shape_ = "N=" + std::to_string(n) + " K=" + std::to_string(k) + " M=" + std::to_string(m);
-    const cutlass::Status status = Adapter::can_implement(args_);
-    if (status != cutlass::Status::kSuccess)
-      throw DeviceError(std::string(kGemm) + " cannot run " + shape_ + ": " +
-                        cutlassGetStatusString(status));
-    workspace_bytes_ = Adapter::get_workspace_size(args_);
-  }
-
-  std::size_t workspace_bytes() const override { return workspace_bytes_; }
-
-  void run(const LaunchPointers& pointers, cudaStream_t stream) override {
-    if (!initialized_ || pointers != last_) {
-      initialized_ = false;
-      args_.mainloop.ptr_B = static_cast<const typename G::ElementB*>(pointers.x);
-      args_.epilogue.ptr_D = static_cast<typename G::ElementD*>(pointers.y);
-      args_.epilogue.thread =
-          cutlass_epilogue::dequantize_arguments<decltype(args_.epilogue.thread)>(
-              pointers.scale_x, pointers.scale_w, pointers.bias);
-      check(adapter_.initialize(args_, pointers.workspace, stream), "initialize");
-      last_ = pointers;
-      initialized_ = true;
-    }
-    check(adapter_.run(stream), "launch");
-  }
-
- private:
-  // The message names the shape; built only on failure (run() is the hot path).
-  void check(cutlass::Status status, const char* what) const {
-    if (status != cutlass::Status::kSuccess)
-      cutlass_epilogue::check_status(status, kGemm, std::string(what) + " at " + shape_);
-  }
-
-  Arguments args_{};
-  Adapter adapter_;
-  std::size_t workspace_bytes_ = 0;
-  std::string shape_;  // "N=… K=… M=…" for messages
-  LaunchPointers last_;
-  bool initialized_ = false;
-};
+  const int n_int = cutlass_epilogue::to_int(n, kGemm, "N");
+  const int k_int = cutlass_epilogue::to_int(k, kGemm, "K");
+  const int m_int = cutlass_epilogue::to_int(m, kGemm, "M");
+  typename G::Adapter::Arguments args{};
+  args.mode = cutlass::gemm::GemmUniversalMode::kGemm;
+  args.problem_shape = ProblemShape{n_int, m_int, k_int, 1};
+  args.mainloop.ptr_A = static_cast<const typename G::ElementA*>(w);
+  args.mainloop.dA = cutlass::make_cute_packed_stride(StrideA{}, cute::make_shape(n_int, k_int, 1));
+  args.mainloop.ptr_B = nullptr;
+  args.mainloop.dB = cutlass::make_cute_packed_stride(StrideB{}, cute::make_shape(m_int, k_int, 1));
+  const StrideD stride_d =
+      cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(n_int, m_int, 1));
+  args.epilogue.ptr_C = nullptr;
+  args.epilogue.dC = stride_d;
+  args.epilogue.ptr_D = nullptr;
+  args.epilogue.dD = stride_d;
+  args.hw_info = cutlass_epilogue::hardware_info(device);
+  return std::make_unique<cutlass_epilogue::FusedLaunch<G>>(args, kGemm,
+                                                            cutlass_epilogue::shape_label(n, k, m));
+}
 
 void require_8bit(Precision precision) {
   if (precision != Precision::INT8 && precision != Precision::FP8)
@@ -169,12 +131,9 @@ std::string config_name(Precision precision, int config) {
 std::unique_ptr<Launch> make_launch(Precision precision, int config, std::int64_t n, std::int64_t k,
                                     std::int64_t m, const void* w, int device) {
   config_name(precision, config);  // validates both
-  if (precision == Precision::INT8) {
-    if (config == 0) return std::make_unique<LaunchImpl<Int8Small>>(n, k, m, w, device);
-    return std::make_unique<LaunchImpl<Int8Large>>(n, k, m, w, device);
-  }
-  if (config == 0) return std::make_unique<LaunchImpl<Fp8Small>>(n, k, m, w, device);
-  return std::make_unique<LaunchImpl<Fp8Large>>(n, k, m, w, device);
+  if (precision == Precision::INT8)
+    return config == 0 ? launch<Int8Small>(n, k, m, w, device) : launch<Int8Large>(n, k, m, w, device);
+  return config == 0 ? launch<Fp8Small>(n, k, m, w, device) : launch<Fp8Large>(n, k, m, w, device);
 }
 
 }  // namespace slidesparse::cutlass_dense

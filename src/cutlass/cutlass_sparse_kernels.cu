@@ -24,6 +24,7 @@
 #include <type_traits>
 
 #include "cutlass_dequantize_epilogue.hpp"
+#include "cutlass_fused_launch.hpp"
 #include "cutlass_sparse_kernels.hpp"
 #include "slidesparse/cuda/check.hpp"
 #include "slidesparse/error.hpp"
@@ -207,73 +208,12 @@ __global__ void check_and_canonicalize_kernel(const std::uint32_t* __restrict__ 
 // ---- one launch ------------------------------------------------------------------------------
 
 template <class G>
-class LaunchImpl final : public Launch {
- public:
-  using Adapter = typename G::Adapter;
-  using Arguments = typename Adapter::Arguments;
-  using StrideB = typename G::Kernel::StrideB;
-  using StrideD = typename G::Kernel::StrideD;
-
-  LaunchImpl(std::int64_t n, std::int64_t k, std::int64_t m, const void* values,
-             const void* metadata, int device) {
-    const int n_int = to_int(n, "N"), k_int = to_int(k, "K"), m_int = to_int(m, "M");
-    const ProblemShape problem{n_int, m_int, k_int, 1};
-    args_.mode = cutlass::gemm::GemmUniversalMode::kGemm;
-    args_.problem_shape = problem;
-    args_.mainloop.ptr_A = static_cast<const typename G::ElementA*>(values);
-    args_.mainloop.layout_a = G::SparseConfig::fill_layoutA(problem);
-    args_.mainloop.ptr_B = nullptr;
-    args_.mainloop.dB =
-        cutlass::make_cute_packed_stride(StrideB{}, cute::make_shape(m_int, k_int, 1));
-    args_.mainloop.ptr_E = static_cast<const typename G::ElementE*>(metadata);
-    args_.mainloop.layout_e = G::SparseConfig::fill_layoutE(problem);
-    const StrideD stride_d =
-        cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(n_int, m_int, 1));
-    args_.epilogue.ptr_C = nullptr;
-    args_.epilogue.dC = stride_d;
-    args_.epilogue.ptr_D = nullptr;
-    args_.epilogue.dD = stride_d;
-    args_.hw_info = cutlass_epilogue::hardware_info(device);
-    shape_ = "N=" + std::to_string(n) + " K=" + std::to_string(k) + " M=" + std::to_string(m);
-    const cutlass::Status status = Adapter::can_implement(args_);
-    if (status != cutlass::Status::kSuccess)
-      throw DeviceError("CUTLASS sparse GEMM cannot run " + shape_ + ": " +
-                        cutlassGetStatusString(status));
-    workspace_bytes_ = Adapter::get_workspace_size(args_);
-  }
-
-  std::size_t workspace_bytes() const override { return workspace_bytes_; }
-
-  void run(const LaunchPointers& pointers, cudaStream_t stream) override {
-    if (!initialized_ || pointers != last_) {
-      initialized_ = false;
-      args_.mainloop.ptr_B = static_cast<const typename G::ElementB*>(pointers.x);
-      args_.epilogue.ptr_D = static_cast<typename G::ElementD*>(pointers.y);
-      args_.epilogue.thread =
-          cutlass_epilogue::dequantize_arguments<decltype(args_.epilogue.thread)>(
-              pointers.scale_x, pointers.scale_w, pointers.bias);
-      check(adapter_.initialize(args_, pointers.workspace, stream), "initialize");
-      last_ = pointers;
-      initialized_ = true;
-    } else if constexpr (G::kZeroWorkspaceEachRun) {
-      check(G::Kernel::initialize_workspace(args_, pointers.workspace, stream), "zero workspace");
-    }
-    check(adapter_.run(stream), "launch");
-  }
-
- private:
-  // The message names the shape; built only on failure (run() is the hot path).
-  void check(cutlass::Status status, const char* what) const {
-    if (status != cutlass::Status::kSuccess) check_status(status, std::string(what) + " at " + shape_);
-  }
-
-  Arguments args_{};
-  Adapter adapter_;
-  std::size_t workspace_bytes_ = 0;
-  std::string shape_;  // "N=… K=… M=…" for messages
-  LaunchPointers last_;
-  bool initialized_ = false;
-};
+std::unique_ptr<Launch> launch(std::int64_t n, std::int64_t k, std::int64_t m, const void* values,
+                               const void* metadata, int device) {
+  return std::make_unique<cutlass_epilogue::FusedLaunch<G>>(
+      cutlass_epilogue::sparse_arguments<G>(kGemm, n, k, m, k, values, metadata, device), kGemm,
+      cutlass_epilogue::shape_label(n, k, m));
+}
 
 void require_8bit(Precision precision) {
   if (precision != Precision::INT8 && precision != Precision::FP8)
@@ -351,15 +291,15 @@ std::unique_ptr<Launch> make_launch(Precision precision, int config, std::int64_
   config_name(precision, config);  // validates both
   if (precision == Precision::INT8) {
     switch (config) {
-      case 0: return std::make_unique<LaunchImpl<Int8Small>>(n, k, m, values, metadata, device);
-      case 1: return std::make_unique<LaunchImpl<Int8Large>>(n, k, m, values, metadata, device);
-      default: return std::make_unique<LaunchImpl<Int8StreamK>>(n, k, m, values, metadata, device);
+      case 0: return launch<Int8Small>(n, k, m, values, metadata, device);
+      case 1: return launch<Int8Large>(n, k, m, values, metadata, device);
+      default: return launch<Int8StreamK>(n, k, m, values, metadata, device);
     }
   }
   switch (config) {
-    case 0: return std::make_unique<LaunchImpl<Fp8Small>>(n, k, m, values, metadata, device);
-    case 1: return std::make_unique<LaunchImpl<Fp8Large>>(n, k, m, values, metadata, device);
-    default: return std::make_unique<LaunchImpl<Fp8StreamK>>(n, k, m, values, metadata, device);
+    case 0: return launch<Fp8Small>(n, k, m, values, metadata, device);
+    case 1: return launch<Fp8Large>(n, k, m, values, metadata, device);
+    default: return launch<Fp8StreamK>(n, k, m, values, metadata, device);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "slidesparse/error.hpp"
 
 #ifdef SLIDESPARSE_HAVE_CUTLASS
+#include "../cutlass/cutlass_lift_kernels.hpp"
 #include "../cutlass/cutlass_sparse_kernels.hpp"
 #include "cutlass_fused_gemm.hpp"
 #endif
@@ -24,11 +26,13 @@ namespace {
 
 using gemm_detail::DeviceAllocation;
 
+// With a lift, the lifting variant (cutlass_lift): the same compressed weights, X un-lifted.
 class CutlassSparseGemm final : public gemm_detail::CutlassFusedGemm {
  public:
   CutlassSparseGemm(GemmContext& ctx, Precision precision, std::int64_t n, std::int64_t k,
-                    const void* w_device)
-      : CutlassFusedGemm(ctx, precision, n, k) {
+                    const void* w_device,
+                    std::optional<cutlass_lift::LiftInput> lift = std::nullopt)
+      : CutlassFusedGemm(ctx, precision, n, k), lift_(lift) {
     if (n * k > std::numeric_limits<int>::max())
       throw InvalidArgument(label() +
                             ": N·K must stay below 2^31 (CUTLASS's compressor indexes "
@@ -53,14 +57,27 @@ class CutlassSparseGemm final : public gemm_detail::CutlassFusedGemm {
     SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());  // before canonical and scratch are freed
   }
 
-  GemmBackendKind kind() const override { return GemmBackendKind::CutlassSparse; }
+  GemmBackendKind kind() const override {
+    return lift_ ? GemmBackendKind::CutlassSparseLift : GemmBackendKind::CutlassSparse;
+  }
+  bool lifts_input() const override { return lift_.has_value(); }
+  std::int64_t input_k() const override { return lift_ ? lift_->raw_k : k_; }
+  std::int64_t input_ld() const override { return lift_ ? lift_->raw_ld : k_; }
 
  private:
-  int config_count() const override { return cutlass_sparse::config_count(precision_); }
+  int config_count() const override {
+    return lift_ ? cutlass_lift::config_count(precision_)
+                 : cutlass_sparse::config_count(precision_);
+  }
   std::unique_ptr<cutlass_sparse::Launch> make_launch(int config, std::int64_t m) const override {
+    if (lift_)
+      return cutlass_lift::make_launch(precision_, config, n_, k_, m, values_.get(),
+                                       metadata_.get(), ctx_.device, *lift_);
     return cutlass_sparse::make_launch(precision_, config, n_, k_, m, values_.get(),
                                        metadata_.get(), ctx_.device);
   }
+
+  std::optional<cutlass_lift::LiftInput> lift_;
 
   DeviceAllocation values_;    // the kept half of W, CUTLASS's compressed layout
   DeviceAllocation metadata_;  // the sparse wgmma's metadata for it
@@ -86,6 +103,48 @@ std::vector<std::string> cutlass_sparse_configs(Precision precision) {
   (void)precision;
 #endif
   return names;
+}
+
+std::vector<std::string> cutlass_lift_configs(Precision precision) {
+  std::vector<std::string> names;
+#ifdef SLIDESPARSE_HAVE_CUTLASS
+  for (int c = 0; c < cutlass_lift::config_count(precision); ++c)
+    names.push_back(cutlass_lift::config_name(precision, c));
+#else
+  (void)precision;
+#endif
+  return names;
+}
+
+std::unique_ptr<Gemm> make_cutlass_lift_gemm(GemmContext& ctx, Precision precision,
+                                             std::int64_t n, std::int64_t k, const void* w_device,
+                                             const Pattern& pattern, std::int64_t raw_k,
+                                             std::int64_t raw_ld) {
+  gemm_detail::check_cutlass_construction(ctx, GemmBackendKind::CutlassSparseLift, precision, n, k,
+                                          w_device);
+  const std::string label = gemm_detail::gemm_label(GemmBackendKind::CutlassSparseLift, precision,
+                                                    n, k);
+  if (raw_k <= 0 || raw_ld < raw_k || raw_ld % 16 != 0)
+    throw InvalidArgument(label + ": the un-lifted input needs 0 < raw K <= its row stride and a "
+                          "row stride of a multiple of 16 (raw K = " + std::to_string(raw_k) +
+                          ", row stride " + std::to_string(raw_ld) + ")");
+  if (pattern.k_slide(raw_k) > k)
+    throw InvalidArgument(label + ": K = " + std::to_string(k) + " is below the lifted width " +
+                          std::to_string(pattern.k_slide(raw_k)) + " of raw K = " +
+                          std::to_string(raw_k) + " for pattern " + pattern.display_name());
+#ifdef SLIDESPARSE_HAVE_CUTLASS
+  cutlass_lift::LiftInput lift;
+  lift.group_cols = pattern.is_infinite() ? 2 : pattern.length();
+  lift.windows = pattern.is_infinite() ? 1 : pattern.windows_per_group();
+  lift.raw_k = raw_k;
+  lift.raw_ld = raw_ld;
+  if (!cutlass_lift::can_lift(lift.group_cols, lift.windows))
+    throw InvalidArgument(label + ": pattern " + pattern.display_name() +
+                          " cannot be lifted inside the kernel");
+  return std::make_unique<CutlassSparseGemm>(ctx, precision, n, k, w_device, lift);
+#else
+  return nullptr;  // not reached: cutlass_sparse_available() is false
+#endif
 }
 
 std::unique_ptr<Gemm> make_cutlass_sparse_gemm(GemmContext& ctx, Precision precision,

@@ -36,6 +36,8 @@ constexpr BackendRule kRules[] = {
     {Precision::FP16, GemmBackendKind::CusparseLt, {8, 16, 16}, DType::F16},
     {Precision::INT8, GemmBackendKind::CutlassSparse, {1, 32, 32}, DType::BF16},
     {Precision::FP8, GemmBackendKind::CutlassSparse, {1, 32, 32}, DType::BF16},
+    {Precision::INT8, GemmBackendKind::CutlassSparseLift, {1, 32, 32}, DType::BF16},
+    {Precision::FP8, GemmBackendKind::CutlassSparseLift, {1, 32, 32}, DType::BF16},
     {Precision::INT8, GemmBackendKind::CutlassDense, {1, 8, 16}, DType::BF16},
     {Precision::FP8, GemmBackendKind::CutlassDense, {1, 8, 16}, DType::BF16},
     {Precision::FP8, GemmBackendKind::CublasLtFused, {1, 16, 16}, DType::BF16},
@@ -91,6 +93,8 @@ const char* backend_name(GemmBackendKind kind) {
       return "cusparselt";
     case GemmBackendKind::CutlassSparse:
       return "cutlass";
+    case GemmBackendKind::CutlassSparseLift:
+      return "cutlass_lift";
     case GemmBackendKind::CutlassDense:
       return "cutlass_dense";
     case GemmBackendKind::CublasLtFused:
@@ -103,11 +107,12 @@ GemmBackendKind parse_backend(const std::string& name) {
   if (name == "cublaslt") return GemmBackendKind::CublasLtDense;
   if (name == "cusparselt") return GemmBackendKind::CusparseLt;
   if (name == "cutlass") return GemmBackendKind::CutlassSparse;
+  if (name == "cutlass_lift") return GemmBackendKind::CutlassSparseLift;
   if (name == "cutlass_dense") return GemmBackendKind::CutlassDense;
   if (name == "cublaslt_fused") return GemmBackendKind::CublasLtFused;
   throw InvalidArgument("unknown GEMM backend '" + name +
-                        "' (expected cublaslt, cublaslt_fused, cusparselt, cutlass or "
-                        "cutlass_dense)");
+                        "' (expected cublaslt, cublaslt_fused, cusparselt, cutlass, cutlass_lift "
+                        "or cutlass_dense)");
 }
 
 GemmRequirements gemm_requirements(Precision precision, GemmBackendKind kind) {

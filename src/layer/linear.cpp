@@ -145,13 +145,15 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
       sparse_note_ = "the CUTLASS sparse GEMM was not built: " + unavailable;
   } else if (options.build_sparse) {
     const GemmBackendKind kind = options.sparse_backend;
-    if (kind != GemmBackendKind::CusparseLt && kind != GemmBackendKind::CutlassSparse)
-      throw InvalidArgument(std::string("linear layer sparse backend must be cusparselt or "
-                                        "cutlass, not ") +
+    const bool cutlass = kind == GemmBackendKind::CutlassSparse ||
+                         kind == GemmBackendKind::CutlassSparseLift;
+    if (kind != GemmBackendKind::CusparseLt && !cutlass)
+      throw InvalidArgument(std::string("linear layer sparse backend must be cusparselt, cutlass "
+                                        "or cutlass_lift, not ") +
                             backend_name(kind));
-    if (kind == GemmBackendKind::CutlassSparse && activation_ != DType::BF16)
-      throw InvalidArgument(std::string("linear layer: the cutlass sparse backend writes BF16 "
-                                        "outputs, the layer's activations are ") +
+    if (cutlass && activation_ != DType::BF16)
+      throw InvalidArgument(std::string("linear layer: the ") + backend_name(kind) +
+                            " sparse backend writes BF16 outputs, the layer's activations are " +
                             dtype_name(activation_));
     sparse_kinds.push_back(kind);
   }
@@ -225,6 +227,11 @@ SlideSparseLinear::SlideSparseLinear(GemmContext& ctx, const PackedLinear& weigh
       if (kind == GemmBackendKind::CusparseLt) {
         sparse_.push_back(
             make_cusparselt_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get()));
+      } else if (kind == GemmBackendKind::CutlassSparseLift) {
+        // Reads the un-lifted quantized rows (written kQuantizeRowMultiple wide) and lifts them.
+        sparse_.push_back(make_cutlass_lift_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_,
+                                                 device.get(), pattern_, k_,
+                                                 round_up(k_, kQuantizeRowMultiple)));
       } else if (!options.sparse_backend_auto) {
         sparse_.push_back(
             make_cutlass_sparse_gemm(ctx, precision_, n_gemm_, k_gemm_sparse_, device.get()));
@@ -488,7 +495,12 @@ void SlideSparseLinear::prepare(const std::vector<std::int64_t>& ms) {
 void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath path,
                                        cudaStream_t stream) {
   float* scales = precision_is_quantized(precision_) ? scratch_->scale_x() : nullptr;
-  if (resolve(m, path) == LinearPath::Sparse) {
+  const LinearPath resolved = resolve(m, path);
+  if (resolved == LinearPath::Sparse && gemm_for(m, resolved).lifts_input()) {
+    const Gemm& gemm = gemm_for(m, resolved);  // it lifts the quantized rows itself
+    quantize_per_token(x, activation_, m, k_, k_, precision_, scratch_->q_sparse(),
+                       gemm.input_ld(), scales, stream);
+  } else if (resolved == LinearPath::Sparse) {
     quantize_lift_per_token(x, activation_, m, k_, k_, pattern_, precision_, scratch_->q_sparse(),
                             k_gemm_sparse_, scales, stream);
   } else {

@@ -16,6 +16,7 @@
 #include "slidesparse/cuda/check.hpp"
 #include "slidesparse/gemm/gemm.hpp"
 #include "slidesparse/layer/linear.hpp"
+#include "slidesparse/lift.hpp"
 #include "slidesparse/numeric.hpp"
 #include "slidesparse/quantize.hpp"
 
@@ -135,19 +136,74 @@ inline void fill_channel_vectors(SmallIntegerGemm& p) {
   }
 }
 
+// 2:4 weights of small integers whose groups hold two, at times one or no values; for FP8,
+// some zeros are -0. Returns the operand codes; p.w, p.scale_w and p.bias are filled.
+inline std::vector<std::uint8_t> mixed_two_four_weights(SmallIntegerGemm& p, Precision precision) {
+  p.w.assign(static_cast<std::size_t>(p.n * p.k), 0);
+  std::mt19937 rng(23);
+  const int values[] = {-2, -1, 1, 2};
+  for (std::size_t group = 0; group < p.w.size(); group += 4) {
+    const unsigned kept = rng() % 8 == 0 ? rng() % 2 : 2;  // mostly two, at times one or none
+    const unsigned first = rng() % 4, second = (first + 1 + rng() % 3) % 4;
+    if (kept >= 1) p.w[group + first] = values[rng() % 4];
+    if (kept == 2) p.w[group + second] = values[rng() % 4];
+  }
+  fill_channel_vectors(p);
+  std::vector<std::uint8_t> codes = operand_codes(p.w, precision);
+  if (precision == Precision::FP8)
+    for (std::size_t i = 0; i < codes.size(); i += 3)
+      if (codes[i] == 0) codes[i] = 0x80;
+  return codes;
+}
+
+// The GEMM's input X for M tokens and the values W multiplies ([m, p.k], row-major). A GEMM
+// that lifts its input gets the un-lifted rows [m, input_k()] at a stride of input_ld(), the
+// padding between filled with ones (it must read past input_k() as zero), and W multiplies
+// their lift by `pattern`; any other gets [m, p.k] as it is.
+struct ExactInput {
+  std::vector<std::uint8_t> codes;
+  std::vector<int> multiplied;
+};
+
+inline ExactInput exact_input(const Gemm& gemm, Precision precision, const SmallIntegerGemm& p,
+                              const Pattern* pattern, std::int64_t m) {
+  ExactInput in;
+  if (!gemm.lifts_input()) {
+    in.multiplied = small_integers(static_cast<std::size_t>(m * p.k), 17 + m);
+    in.codes = operand_codes(in.multiplied, precision);
+    return in;
+  }
+  const std::int64_t raw_k = gemm.input_k(), ld = gemm.input_ld();
+  const std::vector<int> raw = small_integers(static_cast<std::size_t>(m * raw_k), 17 + m);
+  in.codes.assign(static_cast<std::size_t>(m * ld), operand_code(1, precision));
+  in.multiplied.resize(static_cast<std::size_t>(m * p.k));
+  for (std::int64_t r = 0; r < m; ++r) {
+    const int* row = &raw[static_cast<std::size_t>(r * raw_k)];
+    for (std::int64_t j = 0; j < raw_k; ++j)
+      in.codes[static_cast<std::size_t>(r * ld + j)] = operand_code(row[j], precision);
+    lift_row(DType::I32, row, raw_k, *pattern, &in.multiplied[static_cast<std::size_t>(r * p.k)],
+             p.k);
+  }
+  return in;
+}
+
 // For each M: search() must run every configuration; then each configuration, prepared and run
-// with the problem's scales and bias, must give dequantize_output(Σ x·w) rounded to BF16.
+// with the problem's scales and bias, must give dequantize_output(Σ x·w) rounded to BF16. For a
+// GEMM that lifts its input, x is the lift of its un-lifted rows by `pattern`.
 inline void expect_every_configuration_exact(Gemm& gemm, Precision precision,
                                              const SmallIntegerGemm& p, std::size_t configs,
-                                             const std::vector<std::int64_t>& ms) {
+                                             const std::vector<std::int64_t>& ms,
+                                             const Pattern* pattern = nullptr) {
   DeviceBuffer<float> scale_w(p.scale_w.size()), bias(p.bias.size());
   scale_w.upload(p.scale_w.data(), p.scale_w.size());
   bias.upload(p.bias.data(), p.bias.size());
   for (const std::int64_t m : ms) {
     const std::string at = std::string(precision_name(precision)) + " N=" + std::to_string(p.n) +
-                           " K=" + std::to_string(p.k) + " M=" + std::to_string(m);
-    const std::vector<int> xv = small_integers(static_cast<std::size_t>(m * p.k), 17 + m);
-    const std::vector<std::uint8_t> x_codes = operand_codes(xv, precision);
+                           " K=" + std::to_string(p.k) + " M=" + std::to_string(m) +
+                           (pattern ? " lifting " + pattern->display_name() : std::string());
+    const ExactInput input = exact_input(gemm, precision, p, pattern, m);
+    const std::vector<int>& xv = input.multiplied;
+    const std::vector<std::uint8_t>& x_codes = input.codes;
     DeviceBuffer<std::uint8_t> x(x_codes.size());
     x.upload(x_codes.data(), x_codes.size());
     std::vector<float> sx(static_cast<std::size_t>(m));

@@ -285,26 +285,6 @@ TEST(CutlassSparseGemm, SearchTimesEveryConfigurationAndPlansDoNotAllocate) {
 // partial last K tile). The 2:4 groups hold two, one or no values; for FP8, some zeros are -0.
 class CutlassSparseGemmExact : public ::testing::TestWithParam<Precision> {};
 
-// 2:4 weights of small integers whose groups hold two, at times one or no values; for FP8,
-// some zeros are -0. Returns the operand codes; p.w, p.scale_w and p.bias are filled.
-std::vector<std::uint8_t> mixed_two_four_weights(test::SmallIntegerGemm& p, Precision precision) {
-  p.w.assign(static_cast<std::size_t>(p.n * p.k), 0);
-  std::mt19937 rng(23);
-  const int values[] = {-2, -1, 1, 2};
-  for (std::size_t group = 0; group < p.w.size(); group += 4) {
-    const unsigned kept = rng() % 8 == 0 ? rng() % 2 : 2;  // mostly two, at times one or none
-    const unsigned first = rng() % 4, second = (first + 1 + rng() % 3) % 4;
-    if (kept >= 1) p.w[group + first] = values[rng() % 4];
-    if (kept == 2) p.w[group + second] = values[rng() % 4];
-  }
-  test::fill_channel_vectors(p);
-  std::vector<std::uint8_t> codes = test::operand_codes(p.w, precision);
-  if (precision == Precision::FP8)
-    for (std::size_t i = 0; i < codes.size(); i += 3)
-      if (codes[i] == 0) codes[i] = 0x80;
-  return codes;
-}
-
 // Every configuration on mixed 2:4 weights of N × K, bit for bit against the CPU at each M.
 void expect_every_configuration_exact_on(Precision precision, std::int64_t n, std::int64_t k,
                                          const std::vector<std::int64_t>& ms) {
@@ -313,7 +293,7 @@ void expect_every_configuration_exact_on(Precision precision, std::int64_t n, st
   test::SmallIntegerGemm p;
   p.n = n;
   p.k = k;
-  const std::vector<std::uint8_t> codes = mixed_two_four_weights(p, precision);
+  const std::vector<std::uint8_t> codes = test::mixed_two_four_weights(p, precision);
   DeviceBuffer<std::uint8_t> w(codes.size());
   w.upload(codes.data(), codes.size());
   auto gemm = make_cutlass_sparse_gemm(ctx, precision, p.n, p.k, w.get());

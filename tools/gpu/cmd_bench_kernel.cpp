@@ -20,10 +20,11 @@ void add_sweep_options(CLI::App& cmd, KernelSweepOptions& opt) {
   cmd.add_option("--seed", opt.seed, "Random seed")->capture_default_str();
   cmd.add_option("--sparse-backend", opt.sparse_backend,
                  "2:4 GEMM of the sparse path: cusparselt, cutlass (our sm_90a GEMM with fused "
-                 "dequantization, cc 9.0) or both (CUTLASS sparse and CUTLASS dense measured in "
+                 "dequantization, cc 9.0), both (CUTLASS sparse and CUTLASS dense measured in "
                  "extra columns; `tune` then records the entries `bench e2e --sparse-backend "
-                 "auto` chooses from)")
-      ->check(CLI::IsMember({"cusparselt", "cutlass", "both"}))
+                 "auto` chooses from) or all (both, and the CUTLASS GEMM that lifts its input "
+                 "itself, cutlass_lift)")
+      ->check(CLI::IsMember({"cusparselt", "cutlass", "both", "all"}))
       ->capture_default_str();
 }
 

@@ -52,6 +52,10 @@ struct Cell {
   double cutlass_dense_us = NAN;
   // The whole sparse layer on the CUTLASS GEMM: quantize+lift, then the GEMM that dequantizes.
   double cutlass_layer_us = NAN;
+  // The same GEMM lifting inside the kernel (cutlass_lift): its GEMM on the un-lifted quantized
+  // X, and its whole layer (quantize, then the GEMM).
+  double cutlass_lift_gemm_us = NAN, cutlass_lift_layer_us = NAN;
+  std::string cutlass_lift_algo;
   // FP8 on cc 9.0: cuBLASLt with the dequantization in its epilogue (the GEMM, and the dense
   // layer built on it), on the same pruned weights.
   double dense_fused_gemm_us = NAN, dense_fused_layer_us = NAN;
@@ -102,10 +106,12 @@ const std::vector<std::string> kColumns = {"model",
                                            "status",
                                            "error"};
 
-// Extra columns of --sparse-backend both.
+// Extra columns of --sparse-backend both (the cutlass_lift ones stay empty unless all).
 const std::vector<std::string> kCutlassColumns = {
     "cutlass_gemm_epilogue_us", "speedup_cutlass_gemm", "cutlass_algo", "cutlass_dense_epilogue_us",
-    "speedup_cutlass_vs_cutlass_dense", "cutlass_layer_us", "speedup_cutlass_layer"};
+    "speedup_cutlass_vs_cutlass_dense", "cutlass_layer_us", "speedup_cutlass_layer",
+    "cutlass_lift_gemm_epilogue_us", "cutlass_lift_algo", "cutlass_lift_layer_us",
+    "speedup_cutlass_lift_layer"};
 
 std::vector<std::string> columns(bool with_cutlass) {
   std::vector<std::string> out = kColumns;
@@ -185,7 +191,9 @@ std::vector<std::string> cell_row(const Cell& c, Precision precision, GemmBacken
     const std::vector<std::string> extra = {
         fmt_us(c.cutlass_gemm_us), fmt_ratio(c.dense_gemm_us / c.cutlass_gemm_us), c.cutlass_algo,
         fmt_us(c.cutlass_dense_us), fmt_ratio(c.cutlass_dense_us / c.cutlass_gemm_us),
-        fmt_us(c.cutlass_layer_us), fmt_ratio(c.best_dense_layer_us() / c.cutlass_layer_us)};
+        fmt_us(c.cutlass_layer_us), fmt_ratio(c.best_dense_layer_us() / c.cutlass_layer_us),
+        fmt_us(c.cutlass_lift_gemm_us), c.cutlass_lift_algo, fmt_us(c.cutlass_lift_layer_us),
+        fmt_ratio(c.best_dense_layer_us() / c.cutlass_lift_layer_us)};
     row.insert(row.end() - 2, extra.begin(), extra.end());
   }
   return row;
@@ -362,10 +370,11 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
   const auto shapes = bench_shapes(split_list(opt.models));
   if (opt.reps < 3) throw InvalidArgument("--reps must be at least 3");
   if (opt.sparse_backend != "cusparselt" && opt.sparse_backend != "cutlass" &&
-      opt.sparse_backend != "both")
-    throw InvalidArgument("--sparse-backend must be cusparselt, cutlass or both, not '" +
+      opt.sparse_backend != "both" && opt.sparse_backend != "all")
+    throw InvalidArgument("--sparse-backend must be cusparselt, cutlass, both or all, not '" +
                           opt.sparse_backend + "'");
-  const bool with_cutlass = opt.sparse_backend == "both";
+  const bool with_cutlass = opt.sparse_backend == "both" || opt.sparse_backend == "all";
+  const bool with_lift = opt.sparse_backend == "all";
   const GemmBackendKind sparse_kind = opt.sparse_backend == "cutlass"
                                           ? GemmBackendKind::CutlassSparse
                                           : GemmBackendKind::CusparseLt;
@@ -503,7 +512,8 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
           // empty and the reason goes to the error column.
           // And a dense-only layer on the CUTLASS dense GEMM (the same fused epilogue): the fair
           // baseline of the CUTLASS sparse GEMM.
-          std::unique_ptr<SlideSparseLinear> cutlass_layer, cutlass_dense_layer;
+          // And a sparse-only layer on its lifting variant (quantize, then lift in the GEMM).
+          std::unique_ptr<SlideSparseLinear> cutlass_layer, cutlass_dense_layer, cutlass_lift_layer;
           std::string cutlass_error;
           if (with_cutlass) {
             try {
@@ -511,6 +521,10 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
               co.sparse_backend = GemmBackendKind::CutlassSparse;
               co.build_dense = false;
               cutlass_layer = std::make_unique<SlideSparseLinear>(ctx, packed, co);
+              if (with_lift) {
+                co.sparse_backend = GemmBackendKind::CutlassSparseLift;
+                cutlass_lift_layer = std::make_unique<SlideSparseLinear>(ctx, packed, co);
+              }
               LinearOptions cdo = lo;
               cdo.dense_backend = GemmBackendKind::CutlassDense;
               cdo.build_sparse = false;
@@ -579,6 +593,30 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                                  m, best.algo.to_json(), c.cutlass_gemm_us});
                 } catch (const Error& e) {
                   c.error = std::string("cutlass: ") + e.what();
+                  if (!cuda_context_lost().empty()) throw;  // the whole cell is lost
+                }
+              }
+              if (cutlass_lift_layer) {
+                try {
+                  SlideSparseLinear& cl = *cutlass_lift_layer;
+                  cl.quantize_input(xp, m, LinearPath::Sparse, s);
+                  const auto timings = cl.search(m, LinearPath::Sparse, search, s);
+                  const AlgoTiming& best = best_of(timings, "CUTLASS lifting");
+                  c.cutlass_lift_algo = best.algo.to_json().dump();
+                  c.cutlass_lift_gemm_us =
+                      opt.tune_only ? best.median_us
+                                    : time_median_us([&] { cl.run_gemm(m, LinearPath::Sparse, s); },
+                                                     s, 3, opt.reps, l2);
+                  if (!opt.tune_only)
+                    c.cutlass_lift_layer_us = time_median_us(
+                        [&] { cl.forward(xp, m, yp, s, LinearPath::Sparse); }, s, 3, opt.reps, l2);
+                  if (tuning)
+                    tuning->put({backend_name(GemmBackendKind::CutlassSparseLift),
+                                 precision_name(precision), pattern.zeros_name(), cl.n_gemm(),
+                                 cl.k_gemm(LinearPath::Sparse), m, best.algo.to_json(),
+                                 c.cutlass_lift_gemm_us});
+                } catch (const Error& e) {
+                  append_error(c.error, std::string("cutlass_lift: ") + e.what());
                   if (!cuda_context_lost().empty()) throw;  // the whole cell is lost
                 }
               }
@@ -657,6 +695,15 @@ void run_kernel_sweep(const KernelSweepOptions& opt) {
                         fmt_us(c.dense_gemm_us).c_str(), fmt_us(c.sparse_gemm_us).c_str(),
                         c.status == "passed" ? fmt_ratio(c.dense_gemm_us / c.sparse_gemm_us).c_str()
                                              : c.error.c_str());
+            if (with_cutlass && c.status == "passed")
+              std::printf("%-12s cutlass %9s us (%s)  cutlass_dense %9s us  layers: cutlass %s us, "
+                          "lift in GEMM %s us, best dense %s us%s%s\n",
+                          "", fmt_us(c.cutlass_gemm_us).c_str(),
+                          fmt_ratio(c.dense_gemm_us / c.cutlass_gemm_us).c_str(),
+                          fmt_us(c.cutlass_dense_us).c_str(), fmt_us(c.cutlass_layer_us).c_str(),
+                          fmt_us(c.cutlass_lift_layer_us).c_str(),
+                          fmt_us(c.best_dense_layer_us()).c_str(), c.error.empty() ? "" : "  ",
+                          c.error.c_str());
             std::fflush(stdout);
             finish(c);
             if (!lost.empty()) {

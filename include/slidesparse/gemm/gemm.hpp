@@ -5,6 +5,8 @@
 //   cuSPARSELt — W is 2:4-structured along K, compressed once on the GPU at construction.
 //   CUTLASS    — our own sm_90a 2:4 GEMM (INT8/FP8, cc 9.0 only) with the dequantization fused
 //                into its epilogue: it writes BF16 Y through run_dequantized(), not ACC.
+//   CUTLASS lift — the same 2:4 GEMM fed the un-lifted quantized activations: it lifts them in
+//                shared memory (lifts_input()), so the γ·K-wide lifted copy never exists.
 //   CUTLASS dense — its dense counterpart (W as given, same tiles, the same epilogue): the
 //                fair baseline for the CUTLASS sparse GEMM.
 // All matrices are row-major: X [M,K] (ld K), W [N,K] (ld K), the accumulator ACC [M,N] (ld N).
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "slidesparse/dtype.hpp"
+#include "slidesparse/pattern.hpp"
 
 namespace slidesparse {
 
@@ -33,10 +36,12 @@ enum class GemmBackendKind {
   CusparseLt,
   CutlassSparse,
   CutlassDense,
+  CutlassSparseLift,
   CublasLtFused
 };
 
-// "cublaslt", "cusparselt", "cutlass" (the sparse one), "cutlass_dense", "cublaslt_fused"
+// "cublaslt", "cusparselt", "cutlass" (the sparse one), "cutlass_lift", "cutlass_dense",
+// "cublaslt_fused"
 const char* backend_name(GemmBackendKind kind);
 GemmBackendKind parse_backend(const std::string& name);  // inverse; InvalidArgument otherwise
 
@@ -48,6 +53,7 @@ GemmBackendKind parse_backend(const std::string& name);  // inverse; InvalidArgu
 //   rows/cols/ld multiples of 16 resp. 8 elements, the structured one of 32 resp. 16).
 //   CUTLASS    INT8/FP8 only: M any, N ×32, K ×32 (the compressed half-K rows and the TMA
 //   boxes need 16-byte strides; the tile edges are clipped by TMA). BF16/FP16: InvalidArgument.
+//   The lifting variant: the same (K is the lifted width; X's rows are input_ld() apart).
 //   CUTLASS dense INT8/FP8 only: M any, N ×8 (16-byte rows of BF16 Y), K ×16 (16-byte rows of
 //   W and X).
 //   cuBLASLt fused FP8 only: M any, N ×16, K ×16 (the FP8 16-byte rule; N ×16 also keeps the
@@ -171,6 +177,12 @@ class Gemm {
                                const float* bias, void* y, DType y_type, std::int64_t m,
                                cudaStream_t stream);
 
+  // Whether x is the un-lifted quantized activations [M, input_k()] with rows input_ld()
+  // elements apart, which this GEMM lifts itself (the CUTLASS lifting backend); otherwise x is
+  // [M, k()] (ld k()), lifted already where the weights are slid.
+  virtual bool lifts_input() const { return false; }
+  virtual std::int64_t input_k() const { return k(); }
+  virtual std::int64_t input_ld() const { return k(); }
   // The algorithm prepared for M, if any.
   virtual std::optional<GemmAlgo> prepared_algo(std::int64_t m) const = 0;
   virtual std::size_t cached_plans() const = 0;
@@ -209,6 +221,17 @@ std::unique_ptr<Gemm> make_cutlass_sparse_gemm(GemmContext& ctx, Precision preci
                                                std::int64_t n, std::int64_t k,
                                                const void* w_device);
 
+// The CUTLASS sparse GEMM that lifts its input itself (phase 2 of docs/cutlass_kernel.md): the
+// same compressed slid weights W [n, k] (k = the lifted width, padded), run_dequantized() reads
+// x = the un-lifted quantized X [M, raw_k] with rows raw_ld elements apart (raw_ld a multiple
+// of 16, ≥ raw_k) and builds each lifted K tile of `pattern` in shared memory. Columns of the
+// lift past raw_k read as zero, as the lift's padding. Same availability and errors as
+// make_cutlass_sparse_gemm; InvalidArgument for a pattern it cannot lift or a bad raw shape.
+std::vector<std::string> cutlass_lift_configs(Precision precision);
+std::unique_ptr<Gemm> make_cutlass_lift_gemm(GemmContext& ctx, Precision precision,
+                                             std::int64_t n, std::int64_t k, const void* w_device,
+                                             const Pattern& pattern, std::int64_t raw_k,
+                                             std::int64_t raw_ld);
 // The dense counterpart of the CUTLASS sparse GEMM (same tiles, same dequantizing epilogue).
 // Available exactly when cutlass_sparse_available(). w_device: row-major [n, k] INT8 or FP8
 // E4M3, copied. DeviceError on a GPU other than cc 9.0 or in a build without the backend;

@@ -2,6 +2,7 @@
 // BF16 (or FP16). Sparse path: quantize+lift → cuSPARSELt 2:4 GEMM on the slid weights →
 // dequantize; or, with LinearOptions::sparse_backend = CutlassSparse (INT8/FP8, BF16, cc 9.0),
 // quantize+lift → our CUTLASS 2:4 GEMM that dequantizes in its epilogue; or, with
+// CutlassSparseLift, quantize (no lift) → the same GEMM lifting the rows in shared memory; or, with
 // LinearOptions::sparse_backend_auto, both on the same slid weights, the tuning database choosing
 // per M bucket (sparse_gemm_for). Dense path (the baseline,
 // and the fallback for M buckets where sparse loses): quantize → cuBLASLt GEMM on the same
@@ -39,7 +40,8 @@ struct LinearOptions {
   bool build_sparse = true;
   bool build_dense = true;  // needed for the baseline and for the dense fallback
   // The 2:4 GEMM of the sparse path: CusparseLt, or CutlassSparse (fused dequantization; INT8
-  // or FP8 with BF16 activations on a cc 9.0 GPU, in a build that has the backend).
+  // or FP8 with BF16 activations on a cc 9.0 GPU, in a build that has the backend), or
+  // CutlassSparseLift (the same, lifting the quantized rows inside the kernel).
   GemmBackendKind sparse_backend = GemmBackendKind::CusparseLt;
   // Instead of the one sparse_backend names (then ignored): every 2:4 GEMM that can run here,
   // cuSPARSELt and, where it can (INT8/FP8, BF16 activations, a cc 9.0 GPU, a build with the
