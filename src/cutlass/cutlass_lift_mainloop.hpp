@@ -25,28 +25,9 @@
 #include <cute/tensor.hpp>
 #include <type_traits>
 
+#include "lift_map.hpp"
+
 namespace slidesparse::cutlass_lift {
-
-// Where lifted column s of a K tile reads (DESIGN.md §4): window w of group g covers raw
-// columns g·group_cols + 2w … + 3. A finite pattern of length L: group_cols = L, L/2 - 1
-// windows; 2_inf: group_cols = 2, 1 window.
-struct LiftMap {
-  int group_cols = 0;
-  int windows = 0;
-
-  CUTLASS_HOST_DEVICE int lifted_per_group() const { return 4 * windows; }
-  // The first raw column K tile `tile` (of `tile_k` lifted columns) reads: its first group's.
-  CUTLASS_HOST_DEVICE int raw_start(int tile, int tile_k) const {
-    return (tile * tile_k) / lifted_per_group() * group_cols;
-  }
-  // Offset from raw_start of the window behind the tile's lifted columns 4·window_in_tile.
-  CUTLASS_HOST_DEVICE int window_offset(int tile, int tile_k, int window_in_tile) const {
-    const int first = tile * tile_k, s = first + 4 * window_in_tile;
-    const int group = s / lifted_per_group(), first_group = first / lifted_per_group();
-    const int w = (s - group * lifted_per_group()) / 4;
-    return (group - first_group) * group_cols + 2 * w;
-  }
-};
 
 template <class Base>
 struct LiftingSparseMainloop : Base {
@@ -127,16 +108,8 @@ struct LiftingSparseMainloop : Base {
     return params;
   }
 
-  // A K tile's window must stay inside the 128-byte raw box: true for every pattern with a
-  // K expansion of at least 4/3 (the box holds 128/γ + one group of columns at most).
-  static bool lift_fits(LiftMap lift) {
-    const bool finite = lift.windows >= 1 && 2 * lift.windows + 2 == lift.group_cols;
-    const bool infinite = lift.group_cols == 2 && lift.windows == 1;
-    if (!finite && !infinite) return false;
-    for (int tile = 0; tile < lift.lifted_per_group(); ++tile)
-      if (lift.window_offset(tile, kTileK, 31) + 4 > kTileK) return false;
-    return true;
-  }
+  // A K tile's windows must stay inside the 128-byte raw box.
+  static bool lift_fits(LiftMap lift) { return lift.fits(kTileK, kTileK); }
 
   template <class ProblemShape>
   static bool can_implement(ProblemShape const& problem, Arguments const& args) {
