@@ -492,14 +492,25 @@ void SlideSparseLinear::prepare(const std::vector<std::int64_t>& ms) {
   }
 }
 
+bool SlideSparseLinear::quantize_lifts(std::int64_t m, LinearPath path) const {
+  const LinearPath resolved = resolve(m, path);
+  return resolved == LinearPath::Sparse && !gemm_for(m, resolved).lifts_input();
+}
+
+std::int64_t SlideSparseLinear::quantized_row(std::int64_t m, LinearPath path) const {
+  const LinearPath resolved = resolve(m, path);
+  const Gemm& gemm = gemm_for(m, resolved);
+  return gemm.lifts_input() ? gemm.input_ld() : k_gemm(resolved);
+}
+
 void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath path,
                                        cudaStream_t stream) {
   float* scales = precision_is_quantized(precision_) ? scratch_->scale_x() : nullptr;
   const LinearPath resolved = resolve(m, path);
-  if (resolved == LinearPath::Sparse && gemm_for(m, resolved).lifts_input()) {
-    const Gemm& gemm = gemm_for(m, resolved);  // it lifts the quantized rows itself
+  if (resolved == LinearPath::Sparse && !quantize_lifts(m, resolved)) {
+    // The GEMM lifts the quantized rows itself.
     quantize_per_token(x, activation_, m, k_, k_, precision_, scratch_->q_sparse(),
-                       gemm.input_ld(), scales, stream);
+                       quantized_row(m, resolved), scales, stream);
   } else if (resolved == LinearPath::Sparse) {
     quantize_lift_per_token(x, activation_, m, k_, k_, pattern_, precision_, scratch_->q_sparse(),
                             k_gemm_sparse_, scales, stream);

@@ -406,7 +406,7 @@ void GpuModel::Impl::fused_linear(SlideSparseLinear& layer, std::int64_t m,
   cudaStream_t s = stream.get();
   timer.mark(ForwardPart::Gemm, s);
   const LinearPath resolved = layer.resolve(m, path);
-  produce(quantize_target(layer, resolved));
+  produce(quantize_target(layer, m, resolved));
   layer.gemm_to_output(m, y.get(), resolved, s);
   timer.mark(ForwardPart::Other, s);
 }

@@ -262,7 +262,8 @@ TEST_P(GpuModelTest, DenseFallbackGivesTheSameInt8Logits) {
 }
 
 // The sparse backend on our CUTLASS kernel (dequantization in its epilogue) gives the INT8
-// logits of the cuSPARSELt one bit for bit: both compute the reference's float operations.
+// logits of the cuSPARSELt one bit for bit: both compute the reference's float operations. So
+// does its lifting variant, fed un-lifted rows by the fused norms and activations.
 TEST_P(GpuModelTest, CutlassSparseGemmGivesTheSameInt8Logits) {
   GemmContext ctx;
   REQUIRE_CUTLASS(ctx);
@@ -270,7 +271,9 @@ TEST_P(GpuModelTest, CutlassSparseGemmGivesTheSameInt8Logits) {
   GpuModel cusparselt(dir_, o);
   o.sparse_gemm = GemmBackendKind::CutlassSparse;
   GpuModel cutlass(dir_, o);
-  expect_same_generation(cusparselt, {{&cutlass, "cutlass"}});
+  o.sparse_gemm = GemmBackendKind::CutlassSparseLift;
+  GpuModel cutlass_lift(dir_, o);
+  expect_same_generation(cusparselt, {{&cutlass, "cutlass"}, {&cutlass_lift, "cutlass_lift"}});
 }
 
 // Every sparse GEMM per linear (sparse_gemm_auto: cuSPARSELt and CUTLASS, each searched once per

@@ -336,8 +336,9 @@ void run_bench_e2e(const E2eOptions& opt) {
     options.tuning = tuning.get();
   }
   options.fuse_quantize = !opt.unfused;
-  options.sparse_gemm = opt.sparse_backend == "cutlass" ? GemmBackendKind::CutlassSparse
-                                                        : GemmBackendKind::CusparseLt;
+  options.sparse_gemm = opt.sparse_backend == "cutlass"        ? GemmBackendKind::CutlassSparse
+                        : opt.sparse_backend == "cutlass_lift" ? GemmBackendKind::CutlassSparseLift
+                                                               : GemmBackendKind::CusparseLt;
   // Like cutlass, auto names the sparse backend's GEMMs and means nothing to the dense one.
   options.sparse_gemm_auto =
       opt.sparse_backend == "auto" && options.backend == runner::GpuBackend::Sparse;
@@ -464,10 +465,12 @@ void add_bench_e2e_command(CLI::App& bench) {
   cmd->add_option("--seed", opt->seed, "Seed of the random prompts")->capture_default_str();
   cmd->add_option("--sparse-backend", opt->sparse_backend,
                   "2:4 GEMM of the sparse backend: cusparselt, cutlass (our sm_90a kernel "
-                  "with the dequantization in its epilogue), or auto (both kept, each linear runs "
+                  "with the dequantization in its epilogue), cutlass_lift (the same, lifting the "
+                  "quantized activations in shared memory), or auto (cusparselt and cutlass "
+                  "kept, each linear runs "
                   "the faster per M: from --tuning of `tune --sparse-backend both`, or searched; "
                   "the CSV's backend is sparse-auto)")
-      ->check(CLI::IsMember({"cusparselt", "cutlass", "auto"}))
+      ->check(CLI::IsMember({"cusparselt", "cutlass", "cutlass_lift", "auto"}))
       ->capture_default_str();
   cmd->add_option("--dense-gemm", opt->dense_gemm,
                   "GEMM of the dense backend: cublaslt (accumulators, then a dequantize kernel), "

@@ -164,11 +164,16 @@ class SlideSparseLinear {
   const void* gemm_input(LinearPath path) const;
   void* gemm_output() { return scratch_->acc(); }
   // What quantize_input fills, for a producer that quantizes (and lifts) the input itself
-  // (the runner's fused norms) before run_gemm: [m_cap, k_gemm(path)] in the precision's
+  // (the runner's fused norms) before run_gemm: [m_cap, quantized_row] in the precision's
   // storage type, and one scale per row (nullptr for BF16/FP16, which have none).
   void* quantized_input(LinearPath path) {
     return resolve(1, path) == LinearPath::Sparse ? scratch_->q_sparse() : scratch_->q_dense();
   }
+  // How quantize_input writes the rows for M on `path`: lifted (for the sparse GEMMs that read
+  // the lifted operand) or not (the dense path, and a sparse GEMM that lifts_input() itself),
+  // and the length of a row in elements (k_gemm, or that GEMM's input_ld()).
+  bool quantize_lifts(std::int64_t m, LinearPath path) const;
+  std::int64_t quantized_row(std::int64_t m, LinearPath path) const;
   float* input_scales() {
     return precision_is_quantized(precision_) ? scratch_->scale_x() : nullptr;
   }

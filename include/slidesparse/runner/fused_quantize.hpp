@@ -36,9 +36,9 @@ struct QuantizeTarget {
   Pattern pattern = Pattern::infinite();  // the lifting pattern when `lift`
 };
 
-// The GEMM operand of `layer` on `path` (Sparse or Dense, not Auto: resolve it for the M first),
-// the buffers quantize_input would fill.
-QuantizeTarget quantize_target(SlideSparseLinear& layer, LinearPath path);
+// The GEMM operand of `layer` for M tokens on `path` (Sparse or Dense, not Auto: resolve it for
+// the M first), the buffers quantize_input would fill (un-lifted for a GEMM that lifts itself).
+QuantizeTarget quantize_target(SlideSparseLinear& layer, std::int64_t m, LinearPath path);
 
 // rms_norm(x) with `weight`, rounded to BF16, then quantized into `target`.
 void rms_norm_quantize_lift(const bf16* x, const bf16* weight, std::int64_t rows,
