@@ -34,15 +34,10 @@ struct DenseDequantGemm {
   using ElementD = cutlass_epilogue::ElementD;
   using LayoutA = cutlass::layout::RowMajor;
   using LayoutB = cutlass::layout::ColumnMajor;
-  using LayoutD = cutlass_epilogue::LayoutD;
   static constexpr int kAlignmentAB = 16;  // elements: 16 bytes of 8-bit values (TMA rule)
-  static constexpr int kAlignmentD = cutlass_epilogue::kAlignmentD;
 
-  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
-      cutlass::epilogue::collective::EpilogueTileAuto, Accumulator, float, void, LayoutD,
-      kAlignmentD, ElementD, LayoutD, kAlignmentD, cutlass::epilogue::TmaWarpSpecializedCooperative,
-      cutlass_epilogue::Dequantize<TileShape>>::CollectiveOp;
+  using Epilogue = cutlass_epilogue::DequantizeEpilogue<cutlass::arch::OpClassTensorOp, TileShape,
+                                                        ClusterShape, Accumulator>;
 
   using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, ElementA, LayoutA, kAlignmentAB,

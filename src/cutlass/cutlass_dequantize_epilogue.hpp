@@ -10,6 +10,7 @@
 #include <cutlass/kernel_hardware_info.h>
 
 #include <cstdint>
+#include <cutlass/epilogue/collective/collective_builder.hpp>
 #include <cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp>
 #include <limits>
 #include <string>
@@ -60,6 +61,15 @@ using Dequantize = cutlass::epilogue::fusion::Sm90EVT<
     cutlass::epilogue::fusion::Sm90RowBroadcast<0, TileShape, float>,
     cutlass::epilogue::fusion::Sm90ColBroadcast<0, TileShape, float>,
     cutlass::epilogue::fusion::Sm90ColBroadcast<0, TileShape, float>>;
+
+// The epilogue of every configuration (OpClass: sparse or dense tensor ops): no C operand, the
+// dequantize tree, BF16 D stored through TMA, for the cooperative warp-specialized kernel.
+template <class OpClass, class TileShape, class ClusterShape, class Accumulator>
+using DequantizeEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+    cutlass::arch::Sm90, OpClass, TileShape, ClusterShape,
+    cutlass::epilogue::collective::EpilogueTileAuto, Accumulator, float, void, LayoutD, kAlignmentD,
+    ElementD, LayoutD, kAlignmentD, cutlass::epilogue::TmaWarpSpecializedCooperative,
+    Dequantize<TileShape>>::CollectiveOp;
 
 // The tree's arguments: {acc, scale_x, scale_w, bias, the compute node}, children first, as
 // the tree is built. bias may be null (the broadcast then reads zeros).

@@ -34,15 +34,10 @@ struct LiftDequantGemm {
   using ElementD = cutlass_epilogue::ElementD;
   using LayoutA = cutlass::layout::RowMajor;
   using LayoutB = cutlass::layout::ColumnMajor;
-  using LayoutD = cutlass_epilogue::LayoutD;
   static constexpr int kAlignmentAB = 16;
-  static constexpr int kAlignmentD = cutlass_epilogue::kAlignmentD;
 
-  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, TileShape, ClusterShape,
-      cutlass::epilogue::collective::EpilogueTileAuto, Accumulator, float, void, LayoutD,
-      kAlignmentD, ElementD, LayoutD, kAlignmentD, cutlass::epilogue::TmaWarpSpecializedCooperative,
-      cutlass_epilogue::Dequantize<TileShape>>::CollectiveOp;
+  using Epilogue = cutlass_epilogue::DequantizeEpilogue<cutlass::arch::OpClassSparseTensorOp, TileShape,
+                                                        ClusterShape, Accumulator>;
 
   // The two lifted tiles come out of the pipeline's shared memory, like the epilogue's.
   static constexpr int kLiftedBytes =

@@ -46,16 +46,10 @@ struct SparseDequantGemm {
   using ElementD = cutlass_epilogue::ElementD;
   using LayoutA = cutlass::layout::RowMajor;
   using LayoutB = cutlass::layout::ColumnMajor;
-  using LayoutD = cutlass_epilogue::LayoutD;
   static constexpr int kAlignmentAB = 16;  // elements: 16 bytes of 8-bit values (TMA rule)
-  static constexpr int kAlignmentD = cutlass_epilogue::kAlignmentD;
-  using Dequantize = cutlass_epilogue::Dequantize<TileShape>;
 
-  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, TileShape, ClusterShape,
-      cutlass::epilogue::collective::EpilogueTileAuto, Accumulator, float, void, LayoutD,
-      kAlignmentD, ElementD, LayoutD, kAlignmentD, cutlass::epilogue::TmaWarpSpecializedCooperative,
-      Dequantize>::CollectiveOp;
+  using Epilogue = cutlass_epilogue::DequantizeEpilogue<cutlass::arch::OpClassSparseTensorOp, TileShape,
+                                                        ClusterShape, Accumulator>;
 
   using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, ElementA, LayoutA, kAlignmentAB,

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,28 @@
   } while (0)
 
 namespace slidesparse::test {
+
+// X [m, k] BF16 on the device whose rows repeat a tile of `tile` rows of normal values, quick to
+// make at M = 65536; `tile` holds the tile's values (what the reference multiplies).
+struct RepeatedRows {
+  DeviceBuffer<std::uint16_t> x;
+  std::vector<float> tile;
+};
+
+inline RepeatedRows repeated_rows(std::int64_t m, std::int64_t k, std::int64_t tile,
+                                  std::mt19937_64& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::uint16_t> bits(static_cast<std::size_t>(tile * k));
+  RepeatedRows rows{DeviceBuffer<std::uint16_t>(static_cast<std::size_t>(m * k)),
+                    std::vector<float>(bits.size())};
+  for (std::size_t i = 0; i < bits.size(); ++i) {
+    bits[i] = float_to_bf16(normal(rng));
+    rows.tile[i] = bf16_to_float(bits[i]);
+  }
+  for (std::int64_t r = 0; r < m; r += tile)
+    rows.x.upload(bits.data(), bits.size(), static_cast<std::size_t>(r * k));
+  return rows;
+}
 
 // For a layer run at M = m whose X [m, k] BF16 repeats a tile of `tile` rows: checks rows 0,
 // the three around the first row whose X offset passes 2^31 bytes, and the last row of the BF16

@@ -394,23 +394,15 @@ TEST(CutlassSparseLarge, Qwen25_7BDownProjectionAtM65536) {
 
   // Rows repeat a tile of 64 distinct rows so X can be made quickly; outputs follow the tile.
   constexpr std::int64_t kTile = 64;
-  std::vector<std::uint16_t> tile_bits(static_cast<std::size_t>(kTile * kK));
-  std::vector<float> tile(tile_bits.size());
-  for (std::size_t i = 0; i < tile.size(); ++i) {
-    tile_bits[i] = float_to_bf16(normal(rng));
-    tile[i] = bf16_to_float(tile_bits[i]);
-  }
-  DeviceBuffer<std::uint16_t> x(static_cast<std::size_t>(kM * kK));
-  for (std::int64_t r = 0; r < kM; r += kTile)
-    x.upload(tile_bits.data(), tile_bits.size(), static_cast<std::size_t>(r * kK));
+  const test::RepeatedRows x = test::repeated_rows(kM, kK, kTile, rng);
   DeviceBuffer<std::uint16_t> y(static_cast<std::size_t>(kM * kN));
   y.fill_bytes(0xCD, nullptr);
   layer.prepare({kM});
-  layer.forward(x.get(), kM, y.get(), nullptr, LinearPath::Sparse);
+  layer.forward(x.x.get(), kM, y.get(), nullptr, LinearPath::Sparse);
   SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
 
   const auto ref =
-      reference_linear_sparse(tile.data(), kTile, kK, slid_matrix(packed), pattern, nullptr);
+      reference_linear_sparse(x.tile.data(), kTile, kK, slid_matrix(packed), pattern, nullptr);
   test::expect_rows_past_2_31_match(y, kM, kN, kK, kTile, ref);
 }
 
