@@ -45,6 +45,7 @@ struct CaseSums {
   SummedRatio layer;          // the faster dense layer / sparse_layer_us
   SummedRatio cutlass_fair;   // cutlass_dense_epilogue_us / cutlass_gemm_epilogue_us
   SummedRatio cutlass_layer;  // the faster dense layer / cutlass_layer_us
+  SummedRatio cutlass_lift_layer;  // the faster dense layer / cutlass_lift_layer_us (all)
   bool cutlass_columns = false;
   std::string cutlass_error;        // one layer's CUTLASS failure (the first by layer name) ...
   std::string cutlass_error_layer;  // ... and that layer
@@ -76,6 +77,7 @@ std::map<CaseKey, CaseSums> sum_cases(const std::vector<KernelRow>& kernel) {
       s.cutlass_columns = true;
       s.cutlass_fair.add(passed, r.cutlass_dense_us, r.cutlass_gemm_us);
       s.cutlass_layer.add(passed, best_dense, r.cutlass_layer_us);
+      s.cutlass_lift_layer.add(passed, best_dense, r.cutlass_lift_layer_us);
       if (s.cutlass_error.empty()) {
         s.cutlass_error = cutlass_error_of(r.error);
         s.cutlass_error_layer = r.layer;
@@ -230,19 +232,32 @@ void cutlass_tables(std::ostream& md, const std::vector<GridTable>& tables,
         "the CUTLASS dense GEMM with the same epilogue on the same pruned weights; both do the "
         "same work after their mainloop, so this is the fair kernel ratio. **CUTLASS layer**: "
         "the whole layer on it (quantize + lift, then the GEMM that dequantizes) against the "
-        "faster dense layer, beside **cuSPARSELt layer**, the library path's layer against the "
-        "same dense layer. Times summed over the model's linear layers: speedup · efficiency = "
+        "faster dense layer (with `--sparse-backend all` also **lift in the GEMM**: quantize, "
+        "then the GEMM that lifts in shared memory), beside **cuSPARSELt layer**, the library "
+        "path's layer against the same dense layer. Times summed over the model's linear layers: speedup · efficiency = "
         "speedup / bound L/(L-2).\n\n";
   for (const auto& [t, patterns] : shown) {
-    md << "**" << t->model << ", " << upper(t->dtype) << "**\n\n";
-    md << table_head(
-        {"pattern", "M", "GEMM: CUTLASS / CUTLASS dense", "CUTLASS layer", "cuSPARSELt layer"});
+    // --sparse-backend all: the layer on the GEMM that lifts its input, where any case has it.
+    bool lift = false;
     for (const auto& p : patterns)
       for (std::int64_t m : t->ms)
-        md << table_row({pattern_label(p), std::to_string(m),
-                         cell(*t, sums, p, m, &CaseSums::cutlass_fair, true),
-                         cell(*t, sums, p, m, &CaseSums::cutlass_layer, true),
-                         cell(*t, sums, p, m, &CaseSums::layer)});
+        if (const CaseSums* s = find_case(sums, *t, p, m); s && s->cutlass_lift_layer.valid())
+          lift = true;
+    md << "**" << t->model << ", " << upper(t->dtype) << "**\n\n";
+    std::vector<std::string> head = {"pattern", "M", "GEMM: CUTLASS / CUTLASS dense",
+                                     "CUTLASS layer"};
+    if (lift) head.push_back("CUTLASS layer, lift in the GEMM");
+    head.push_back("cuSPARSELt layer");
+    md << table_head(head);
+    for (const auto& p : patterns)
+      for (std::int64_t m : t->ms) {
+        std::vector<std::string> cells = {pattern_label(p), std::to_string(m),
+                                          cell(*t, sums, p, m, &CaseSums::cutlass_fair, true),
+                                          cell(*t, sums, p, m, &CaseSums::cutlass_layer, true)};
+        if (lift) cells.push_back(cell(*t, sums, p, m, &CaseSums::cutlass_lift_layer, true));
+        cells.push_back(cell(*t, sums, p, m, &CaseSums::layer));
+        md << table_row(cells);
+      }
     md << "\n";
     std::string errors;  // the cases' CUTLASS failures, which the cells only classify
     for (const auto& p : patterns)

@@ -129,6 +129,7 @@ int read_kernel(const CsvFile& csv, const std::string& file, const JobRecord* jo
     row.cutlass_gemm_us = optional_number(csv, r, "cutlass_gemm_epilogue_us");
     row.cutlass_dense_us = optional_number(csv, r, "cutlass_dense_epilogue_us");
     row.cutlass_layer_us = optional_number(csv, r, "cutlass_layer_us");
+    row.cutlass_lift_layer_us = optional_number(csv, r, "cutlass_lift_layer_us");
     // "cutlass" is backend_name(GemmBackendKind::CutlassSparse) (the GEMM room, which this CPU
     // room does not link). Files written before the column measured cuSPARSELt (the only
     // backend then, and the default since).

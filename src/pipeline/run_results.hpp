@@ -56,6 +56,8 @@ struct KernelRow {
   // dense GEMM with the same epilogue, and the whole layer on the CUTLASS GEMM.
   bool cutlass_columns = false;  // the CSV has them (empty cells: not measured, see error)
   double cutlass_gemm_us = NAN, cutlass_dense_us = NAN, cutlass_layer_us = NAN;
+  // --sparse-backend all: the whole layer on the CUTLASS GEMM that lifts its input itself.
+  double cutlass_lift_layer_us = NAN;
   std::string status, error;
 
   // The dense layer every layer speedup is measured against: the faster of the two.
