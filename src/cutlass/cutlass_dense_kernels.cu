@@ -2,69 +2,18 @@
 // counterpart of cutlass_sparse_kernels.cu with the same epilogue visitor tree, so a sparse /
 // dense ratio measures the mainloops only. Mainloop: TMA loads of W and X into a multi-stage
 // shared-memory pipeline, dense wgmma issued by two consumer warpgroups (the cooperative
-// warp-specialized schedule, persistent tiles). Built for sm_90a only.
-#include <cutlass/cutlass.h>
-#include <cutlass/gemm/device/gemm_universal_adapter.h>
-
-#include <cute/tensor.hpp>
-#include <cutlass/epilogue/collective/collective_builder.hpp>
-#include <cutlass/gemm/collective/collective_builder.hpp>
-#include <cutlass/gemm/dispatch_policy.hpp>
-#include <cutlass/gemm/kernel/gemm_universal.hpp>
-#include <cutlass/util/packed_stride.hpp>
+// warp-specialized schedule, persistent tiles). Built for sm_90a only. This file: the
+// configurations' names and the launch of one (the kernels are compiled per precision in
+// cutlass_dense_int8.cu and cutlass_dense_fp8.cu).
 #include <string>
 
-#include "cutlass_dense_kernels.hpp"
-#include "cutlass_dequantize_epilogue.hpp"
-#include "cutlass_fused_launch.hpp"
+#include "cutlass_dense_configs.hpp"
 #include "slidesparse/error.hpp"
 
 namespace slidesparse::cutlass_dense {
 namespace {
 
-using cutlass_epilogue::ProblemShape;
-constexpr const char* kGemm = "CUTLASS dense GEMM";
-
-// One compiled configuration: A = W (row-major = K-major), B = X (column-major in the GEMM's
-// K×Ng view = K-major), D = Y column-major in the Mg×Ng view (= row-major [M, N]).
-template <class Operand, class Accumulator, class TileShape, class ClusterShape>
-struct DenseDequantGemm {
-  using ElementA = Operand;
-  using ElementB = Operand;
-  using ElementD = cutlass_epilogue::ElementD;
-  using LayoutA = cutlass::layout::RowMajor;
-  using LayoutB = cutlass::layout::ColumnMajor;
-  static constexpr int kAlignmentAB = 16;  // elements: 16 bytes of 8-bit values (TMA rule)
-
-  using Epilogue = cutlass_epilogue::DequantizeEpilogue<cutlass::arch::OpClassTensorOp, TileShape,
-                                                        ClusterShape, Accumulator>;
-
-  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, ElementA, LayoutA, kAlignmentAB,
-      ElementB, LayoutB, kAlignmentAB, Accumulator, TileShape, ClusterShape,
-      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
-          sizeof(typename Epilogue::SharedStorage))>,
-      cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
-
-  using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
-  using Adapter = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
-  static constexpr bool kZeroWorkspaceEachRun = false;  // persistent data-parallel tiles
-};
-
-// The sparse GEMM's tiles and clusters, so each dense configuration has a sparse twin: a
-// 128×128 tile in a 2×1 cluster (activations multicast: decode-sized M) and a 1×2 cluster
-// (weights multicast: prefill-sized M) with a 128×256 tile for INT8. FP8 keeps 128×128 there:
-// its mainloop promotes partial sums into a second set of fp32 accumulators, and 128×256 would
-// need two sets of 128 registers per consumer thread.
-using Tile128x128 = cute::Shape<cute::_128, cute::_128, cute::_128>;
-using Tile128x256 = cute::Shape<cute::_128, cute::_256, cute::_128>;
-using Cluster2x1 = cute::Shape<cute::_2, cute::_1, cute::_1>;
-using Cluster1x2 = cute::Shape<cute::_1, cute::_2, cute::_1>;
-
-using Int8Small = DenseDequantGemm<std::int8_t, std::int32_t, Tile128x128, Cluster2x1>;
-using Int8Large = DenseDequantGemm<std::int8_t, std::int32_t, Tile128x256, Cluster1x2>;
-using Fp8Small = DenseDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster2x1>;
-using Fp8Large = DenseDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster1x2>;
+constexpr const char* kGemm = configs::kGemm;
 
 constexpr int kConfigs = 2;
 const char* const kInt8ConfigNames[kConfigs] = {
@@ -75,34 +24,6 @@ const char* const kFp8ConfigNames[kConfigs] = {
     "tile 128x128x128, cluster 2x1, cooperative",
     "tile 128x128x128, cluster 1x2, cooperative",
 };
-
-// One launch at M tokens: the arguments with null data pointers (FusedLaunch sets them).
-template <class G>
-std::unique_ptr<Launch> launch(std::int64_t n, std::int64_t k, std::int64_t m, const void* w,
-                               int device) {
-  using StrideA = typename G::Kernel::StrideA;
-  using StrideB = typename G::Kernel::StrideB;
-  using StrideD = typename G::Kernel::StrideD;
-  const int n_int = cutlass_epilogue::to_int(n, kGemm, "N");
-  const int k_int = cutlass_epilogue::to_int(k, kGemm, "K");
-  const int m_int = cutlass_epilogue::to_int(m, kGemm, "M");
-  typename G::Adapter::Arguments args{};
-  args.mode = cutlass::gemm::GemmUniversalMode::kGemm;
-  args.problem_shape = ProblemShape{n_int, m_int, k_int, 1};
-  args.mainloop.ptr_A = static_cast<const typename G::ElementA*>(w);
-  args.mainloop.dA = cutlass::make_cute_packed_stride(StrideA{}, cute::make_shape(n_int, k_int, 1));
-  args.mainloop.ptr_B = nullptr;
-  args.mainloop.dB = cutlass::make_cute_packed_stride(StrideB{}, cute::make_shape(m_int, k_int, 1));
-  const StrideD stride_d =
-      cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(n_int, m_int, 1));
-  args.epilogue.ptr_C = nullptr;
-  args.epilogue.dC = stride_d;
-  args.epilogue.ptr_D = nullptr;
-  args.epilogue.dD = stride_d;
-  args.hw_info = cutlass_epilogue::hardware_info(device);
-  return std::make_unique<cutlass_epilogue::FusedLaunch<G>>(args, kGemm,
-                                                            cutlass_epilogue::shape_label(n, k, m));
-}
 
 void require_8bit(Precision precision) {
   if (precision != Precision::INT8 && precision != Precision::FP8)
@@ -126,9 +47,8 @@ std::string config_name(Precision precision, int config) {
 std::unique_ptr<Launch> make_launch(Precision precision, int config, std::int64_t n, std::int64_t k,
                                     std::int64_t m, const void* w, int device) {
   config_name(precision, config);  // validates both
-  if (precision == Precision::INT8)
-    return config == 0 ? launch<Int8Small>(n, k, m, w, device) : launch<Int8Large>(n, k, m, w, device);
-  return config == 0 ? launch<Fp8Small>(n, k, m, w, device) : launch<Fp8Large>(n, k, m, w, device);
+  return precision == Precision::INT8 ? configs::make_int8_launch(config, n, k, m, w, device)
+                                      : configs::make_fp8_launch(config, n, k, m, w, device);
 }
 
 }  // namespace slidesparse::cutlass_dense

@@ -1,79 +1,17 @@
-// The lifting variant of our sm_90a 2:4 GEMM: CUTLASS's sparse mainloop with its B operand
-// replaced by the lift of the un-lifted X (cutlass_lift_mainloop.hpp), the same dequantizing
-// epilogue, the persistent data-parallel scheduler. Its own translation unit, so it compiles
-// beside the other CUTLASS kernels.
-#include <cutlass/cutlass.h>
-#include <cutlass/gemm/device/gemm_universal_adapter.h>
-
-#include <cute/tensor.hpp>
-#include <cutlass/epilogue/collective/collective_builder.hpp>
-#include <cutlass/gemm/collective/collective_builder.hpp>
-#include <cutlass/gemm/dispatch_policy.hpp>
-#include <cutlass/gemm/kernel/gemm_universal.hpp>
+// The lifting variant of our sm_90a 2:4 GEMM (cutlass_lift_configs.hpp): its configurations'
+// names, which patterns it lifts, and the launch of a configuration (the kernels are compiled
+// per precision in cutlass_lift_int8.cu and cutlass_lift_fp8.cu).
 #include <memory>
 #include <string>
 
-#include "cutlass_dequantize_epilogue.hpp"
-#include "cutlass_fused_launch.hpp"
-#include "cutlass_lift_kernels.hpp"
-#include "cutlass_lift_mainloop.hpp"
+#include "cutlass_lift_configs.hpp"
+#include "lift_map.hpp"
 #include "slidesparse/error.hpp"
 
 namespace slidesparse::cutlass_lift {
 namespace {
 
-using cutlass_epilogue::ProblemShape;
-constexpr const char* kGemm = "CUTLASS lifting sparse GEMM";
-
-// One compiled configuration; the operand mapping of cutlass_sparse (A = W, B = X, D = Y
-// column-major in the Mg×Ng view).
-template <class Operand, class Accumulator, class TileShape, class ClusterShape>
-struct LiftDequantGemm {
-  using ElementA = Operand;
-  using ElementB = Operand;
-  using ElementD = cutlass_epilogue::ElementD;
-  using LayoutA = cutlass::layout::RowMajor;
-  using LayoutB = cutlass::layout::ColumnMajor;
-  static constexpr int kAlignmentAB = 16;
-
-  using Epilogue = cutlass_epilogue::DequantizeEpilogue<cutlass::arch::OpClassSparseTensorOp, TileShape,
-                                                        ClusterShape, Accumulator>;
-
-  // The two lifted tiles come out of the pipeline's shared memory, like the epilogue's.
-  static constexpr int kLiftedBytes =
-      2 * cute::size<1>(TileShape{}) * cute::size<2>(TileShape{}) * static_cast<int>(sizeof(Operand));
-  using BaseMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, ElementA, LayoutA, kAlignmentAB,
-      ElementB, LayoutB, kAlignmentAB, Accumulator, TileShape, ClusterShape,
-      cutlass::gemm::collective::StageCountAutoCarveout<
-          static_cast<int>(sizeof(typename Epilogue::SharedStorage)) + kLiftedBytes>,
-      cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
-  using Mainloop = LiftingSparseMainloop<BaseMainloop>;
-
-  using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
-  using Adapter = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
-  using SparseConfig = typename BaseMainloop::SparseConfig;
-  using ElementE = typename BaseMainloop::ElementE;
-  static constexpr bool kZeroWorkspaceEachRun = false;
-  static_assert(sizeof(typename Kernel::SharedStorage) <= cutlass::gemm::collective::detail::sm90_smem_capacity_bytes,
-                "the lifted tiles must fit beside the pipeline");
-};
-
-// Every configuration uses the K tile of 128 of cutlass_sparse, so they read its compressed
-// weights. A 128×128 tile in a 2×1 cluster (X's window multicast to both weight tiles), in a
-// 1×2 cluster (the weight tile multicast), and a 128×64 tile for decode-sized M.
-using Tile128x64 = cute::Shape<cute::_128, cute::_64, cute::_128>;
-using Tile128x128 = cute::Shape<cute::_128, cute::_128, cute::_128>;
-using Cluster1x1 = cute::Shape<cute::_1, cute::_1, cute::_1>;
-using Cluster2x1 = cute::Shape<cute::_2, cute::_1, cute::_1>;
-using Cluster1x2 = cute::Shape<cute::_1, cute::_2, cute::_1>;
-
-using Int8Pair = LiftDequantGemm<std::int8_t, std::int32_t, Tile128x128, Cluster2x1>;
-using Int8Wide = LiftDequantGemm<std::int8_t, std::int32_t, Tile128x128, Cluster1x2>;
-using Int8Narrow = LiftDequantGemm<std::int8_t, std::int32_t, Tile128x64, Cluster1x1>;
-using Fp8Pair = LiftDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster2x1>;
-using Fp8Wide = LiftDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster1x2>;
-using Fp8Narrow = LiftDequantGemm<cutlass::float_e4m3_t, float, Tile128x64, Cluster1x1>;
+constexpr const char* kGemm = configs::kGemm;
 
 constexpr int kConfigs = 3;
 const char* const kConfigNames[kConfigs] = {
@@ -81,18 +19,6 @@ const char* const kConfigNames[kConfigs] = {
     "tile 128x128x128, cluster 1x2, cooperative, lift in shared memory",
     "tile 128x64x128, cluster 1x1, cooperative, lift in shared memory",
 };
-
-template <class G>
-std::unique_ptr<cutlass_sparse::Launch> launch(std::int64_t n, std::int64_t k, std::int64_t m,
-                                               const void* values, const void* metadata,
-                                               int device, const LiftInput& input) {
-  auto args = cutlass_epilogue::sparse_arguments<G>(kGemm, n, k, m, input.raw_ld, values, metadata,
-                                                    device);
-  args.mainloop.raw_k = cutlass_epilogue::to_int(input.raw_k, kGemm, "raw K");
-  args.mainloop.lift = LiftMap{input.group_cols, input.windows};
-  return std::make_unique<cutlass_epilogue::FusedLaunch<G>>(
-      args, kGemm, cutlass_epilogue::shape_label(n, k, m) + " raw K=" + std::to_string(input.raw_k));
-}
 
 void require_8bit(Precision precision) {
   if (precision != Precision::INT8 && precision != Precision::FP8)
@@ -114,7 +40,7 @@ std::string config_name(Precision precision, int config) {
 }
 
 bool can_lift(int group_cols, int windows) {
-  return Int8Pair::Mainloop::lift_fits(LiftMap{group_cols, windows});
+  return LiftMap{group_cols, windows}.fits(configs::kTileK, configs::kTileK);
 }
 
 std::unique_ptr<cutlass_sparse::Launch> make_launch(Precision precision, int config, std::int64_t n,
@@ -126,18 +52,9 @@ std::unique_ptr<cutlass_sparse::Launch> make_launch(Precision precision, int con
     throw InvalidArgument(std::string(kGemm) + ": cannot lift groups of " +
                           std::to_string(input.group_cols) + " columns with " +
                           std::to_string(input.windows) + " windows");
-  if (precision == Precision::INT8) {
-    switch (config) {
-      case 0: return launch<Int8Pair>(n, k, m, values, metadata, device, input);
-      case 1: return launch<Int8Wide>(n, k, m, values, metadata, device, input);
-      default: return launch<Int8Narrow>(n, k, m, values, metadata, device, input);
-    }
-  }
-  switch (config) {
-    case 0: return launch<Fp8Pair>(n, k, m, values, metadata, device, input);
-    case 1: return launch<Fp8Wide>(n, k, m, values, metadata, device, input);
-    default: return launch<Fp8Narrow>(n, k, m, values, metadata, device, input);
-  }
+  return precision == Precision::INT8
+             ? configs::make_int8_launch(config, n, k, m, values, metadata, device, input)
+             : configs::make_fp8_launch(config, n, k, m, values, metadata, device, input);
 }
 
 }  // namespace slidesparse::cutlass_lift

@@ -1,9 +1,12 @@
-// The CUTLASS 3.x structured-sparse GEMM for sm_90a with the dequantization in its epilogue.
+// The CUTLASS 3.x structured-sparse GEMM for sm_90a with the dequantization in its epilogue:
+// its configurations' names, the weights' check and compression, and the launch of a
+// configuration (the kernels themselves are compiled per precision in cutlass_sparse_int8.cu and
+// cutlass_sparse_fp8.cu, so that nvcc builds them in parallel).
 // Mainloop: TMA loads of the compressed weights, their metadata and the activations into a
 // multi-stage shared-memory pipeline; sparse wgmma (2:4 on A) issued by two consumer
 // warpgroups (the cooperative warp-specialized schedule, persistent tiles). Epilogue: an
 // epilogue visitor tree that reads the per-token and per-channel scales and the bias and
-// writes BF16 through TMA. Only this file includes CUTLASS; it is built for sm_90a only.
+// writes BF16 through TMA. Built for sm_90a only, like every file of src/cutlass.
 #include <cutlass/cutlass.h>
 #include <cutlass/gemm/device/gemm_universal_adapter.h>
 #include <cutlass/kernel_hardware_info.h>
@@ -24,7 +27,7 @@
 #include <type_traits>
 
 #include "cutlass_dequantize_epilogue.hpp"
-#include "cutlass_fused_launch.hpp"
+#include "cutlass_sparse_configs.hpp"
 #include "cutlass_sparse_kernels.hpp"
 #include "slidesparse/cuda/check.hpp"
 #include "slidesparse/error.hpp"
@@ -33,74 +36,9 @@ namespace slidesparse::cutlass_sparse {
 namespace {
 
 using cutlass_epilogue::ProblemShape;
-constexpr const char* kGemm = "CUTLASS sparse GEMM";
-
-// One compiled configuration. A = W (row-major = K-major, 2:4), B = X (column-major in the
-// GEMM's K×Ng view = K-major), D = Y column-major in the Mg×Ng view (= row-major [M, N]).
-// TileScheduler: void for the persistent data-parallel scheduler, or StreamKScheduler.
-template <class Operand, class Accumulator, class TileShape, class ClusterShape,
-          class TileScheduler = void>
-struct SparseDequantGemm {
-  using ElementA = Operand;
-  using ElementB = Operand;
-  using ElementD = cutlass_epilogue::ElementD;
-  using LayoutA = cutlass::layout::RowMajor;
-  using LayoutB = cutlass::layout::ColumnMajor;
-  static constexpr int kAlignmentAB = 16;  // elements: 16 bytes of 8-bit values (TMA rule)
-
-  using Epilogue = cutlass_epilogue::DequantizeEpilogue<cutlass::arch::OpClassSparseTensorOp, TileShape,
-                                                        ClusterShape, Accumulator>;
-
-  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, ElementA, LayoutA, kAlignmentAB,
-      ElementB, LayoutB, kAlignmentAB, Accumulator, TileShape, ClusterShape,
-      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
-          sizeof(typename Epilogue::SharedStorage))>,
-      cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
-
-  using Kernel =
-      cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue, TileScheduler>;
-  using Adapter = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
-  using SparseConfig = typename Mainloop::SparseConfig;
-  using ElementE = typename Mainloop::ElementE;
-  // Stream-K counts its per-tile locks up during a launch and never resets them: the lock
-  // region of the workspace is zeroed (one memset) before every launch.
-  static constexpr bool kZeroWorkspaceEachRun =
-      std::is_same_v<TileScheduler, cutlass::gemm::StreamKScheduler>;
-};
-
-// Three configurations per precision, all with a K tile of 128 so that they read the same
-// compressed weights: a 128×128 tile in a 2×1 cluster (the activation tile is multicast to the
-// two CTAs that share it: decode-sized M, large N), and a 1×2 cluster that multicasts the
-// weight tile instead (prefill-sized M), with a 128×256 tile for INT8. FP8 keeps 128×128 there:
-// its mainloop promotes the tensor cores' partial sums into a second set of fp32 accumulators,
-// and with 128×256 the two sets need 256 registers per consumer thread (ptxas: 168 registers
-// plus 768 bytes of spills), while 128×128 needs none. The third is for decode: at M = 64 a
-// 128-row weight tile gives one CTA per 128 output channels (36 CTAs for Qwen2.5-7B's qkv on
-// 132 SMs), too few to draw the GPU's memory bandwidth; stream-K splits the K loop of those
-// tiles over every SM, with a 64-token tile that wastes less of a small M.
-using Tile128x64 = cute::Shape<cute::_128, cute::_64, cute::_128>;
-using Tile128x128 = cute::Shape<cute::_128, cute::_128, cute::_128>;
-using Tile128x256 = cute::Shape<cute::_128, cute::_256, cute::_128>;
-using Cluster1x1 = cute::Shape<cute::_1, cute::_1, cute::_1>;
-using Cluster2x1 = cute::Shape<cute::_2, cute::_1, cute::_1>;
-using Cluster1x2 = cute::Shape<cute::_1, cute::_2, cute::_1>;
-using StreamK = cutlass::gemm::StreamKScheduler;
-
-using Int8Small = SparseDequantGemm<std::int8_t, std::int32_t, Tile128x128, Cluster2x1>;
-using Int8Large = SparseDequantGemm<std::int8_t, std::int32_t, Tile128x256, Cluster1x2>;
-using Int8StreamK = SparseDequantGemm<std::int8_t, std::int32_t, Tile128x64, Cluster1x1, StreamK>;
-using Fp8Small = SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster2x1>;
-using Fp8Large = SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x128, Cluster1x2>;
-using Fp8StreamK =
-    SparseDequantGemm<cutlass::float_e4m3_t, float, Tile128x64, Cluster1x1, StreamK>;
-
-static_assert(std::is_same_v<Int8Small::SparseConfig, Int8Large::SparseConfig> &&
-                  std::is_same_v<Int8Small::SparseConfig, Int8StreamK::SparseConfig>,
-              "the INT8 configurations must share one compressed-weight layout");
-static_assert(std::is_same_v<Fp8Small::SparseConfig, Fp8Large::SparseConfig> &&
-                  std::is_same_v<Fp8Small::SparseConfig, Fp8StreamK::SparseConfig>,
-              "the FP8 configurations must share one compressed-weight layout");
+using configs::Fp8Small;
+using configs::Int8Small;
+constexpr const char* kGemm = configs::kGemm;
 
 constexpr int kConfigs = 3;
 const char* const kInt8ConfigNames[kConfigs] = {
@@ -199,16 +137,6 @@ __global__ void check_and_canonicalize_kernel(const std::uint32_t* __restrict__ 
   }
 }
 
-// ---- one launch ------------------------------------------------------------------------------
-
-template <class G>
-std::unique_ptr<Launch> launch(std::int64_t n, std::int64_t k, std::int64_t m, const void* values,
-                               const void* metadata, int device) {
-  return std::make_unique<cutlass_epilogue::FusedLaunch<G>>(
-      cutlass_epilogue::sparse_arguments<G>(kGemm, n, k, m, k, values, metadata, device), kGemm,
-      cutlass_epilogue::shape_label(n, k, m));
-}
-
 void require_8bit(Precision precision) {
   if (precision != Precision::INT8 && precision != Precision::FP8)
     throw InvalidArgument(std::string("CUTLASS sparse GEMM supports INT8 and FP8, not ") +
@@ -283,18 +211,9 @@ std::unique_ptr<Launch> make_launch(Precision precision, int config, std::int64_
                                     std::int64_t m, const void* values, const void* metadata,
                                     int device) {
   config_name(precision, config);  // validates both
-  if (precision == Precision::INT8) {
-    switch (config) {
-      case 0: return launch<Int8Small>(n, k, m, values, metadata, device);
-      case 1: return launch<Int8Large>(n, k, m, values, metadata, device);
-      default: return launch<Int8StreamK>(n, k, m, values, metadata, device);
-    }
-  }
-  switch (config) {
-    case 0: return launch<Fp8Small>(n, k, m, values, metadata, device);
-    case 1: return launch<Fp8Large>(n, k, m, values, metadata, device);
-    default: return launch<Fp8StreamK>(n, k, m, values, metadata, device);
-  }
+  return precision == Precision::INT8
+             ? configs::make_int8_launch(config, n, k, m, values, metadata, device)
+             : configs::make_fp8_launch(config, n, k, m, values, metadata, device);
 }
 
 }  // namespace slidesparse::cutlass_sparse
