@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 DEADLINE=${DEADLINE:-570}
 # Our CUTLASS GEMMs' exact tests first: the first run that reached a GPU (2026-12-06) timed out
 # in a slow test before gtest came to them.
-GPU_TESTS_FIRST=${GPU_TESTS_FIRST:-'*Exact*:*Cutlass*'} GPU_TESTS_FIRST_TIMEOUT=${GPU_TESTS_FIRST_TIMEOUT:-90} \
+GPU_TESTS_FIRST=${GPU_TESTS_FIRST:-'*Exact*:*Cutlass*:*Lift*'} GPU_TESTS_FIRST_TIMEOUT=${GPU_TESTS_FIRST_TIMEOUT:-90} \
   GPU_TESTS_TIMEOUT=${GPU_TESTS_TIMEOUT:-150} SANITIZER_TIMEOUT=${SANITIZER_TIMEOUT:-90} \
   SANITIZER_FILTER=${SANITIZER_FILTER:-'*Cutlass*:*Fused*:*Cudnn*:*Exact*-*Large*'} \
   GPU_CHECK_STAGES="tests sanitizer" bash scripts/gpu_check.sh
@@ -26,5 +26,6 @@ bench_share=3
 STUDY_STAGES=$stages BENCH_TIMEOUT=$((left * bench_share / 5)) \
   NCU_TIMEOUT=$((left * (5 - bench_share) / 5 / n_patterns - 5)) \
   STUDY_BENCH_ARGS=${STUDY_BENCH_ARGS:-"--preset qwen2.5-7b --dtype fp8,int8 --pattern 2_4,2_8,2_6,2_10 --M 64,512,4096,16384"} \
+  STUDY_SPARSE_BACKEND=${STUDY_SPARSE_BACKEND:-all} \
   STUDY_NCU_PATTERNS=$patterns bash scripts/gpu_kernel_study.sh
 echo "done at $SECONDS s"
