@@ -70,7 +70,6 @@ std::unique_ptr<Launch> launch(std::int64_t n, std::int64_t k, std::int64_t m, c
                                int device) {
   using StrideA = typename G::Kernel::StrideA;
   using StrideB = typename G::Kernel::StrideB;
-  using StrideD = typename G::Kernel::StrideD;
   const int n_int = cutlass_epilogue::to_int(n, kGemm, "N");
   const int k_int = cutlass_epilogue::to_int(k, kGemm, "K");
   const int m_int = cutlass_epilogue::to_int(m, kGemm, "M");
@@ -81,13 +80,7 @@ std::unique_ptr<Launch> launch(std::int64_t n, std::int64_t k, std::int64_t m, c
   args.mainloop.dA = cutlass::make_cute_packed_stride(StrideA{}, cute::make_shape(n_int, k_int, 1));
   args.mainloop.ptr_B = nullptr;
   args.mainloop.dB = cutlass::make_cute_packed_stride(StrideB{}, cute::make_shape(m_int, k_int, 1));
-  const StrideD stride_d =
-      cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(n_int, m_int, 1));
-  args.epilogue.ptr_C = nullptr;
-  args.epilogue.dC = stride_d;
-  args.epilogue.ptr_D = nullptr;
-  args.epilogue.dD = stride_d;
-  args.hw_info = cutlass_epilogue::hardware_info(device);
+  cutlass_epilogue::set_output<G>(args, n_int, m_int, device);
   return std::make_unique<cutlass_epilogue::FusedLaunch<G>>(args, kGemm,
                                                             cutlass_epilogue::shape_label(n, k, m));
 }

@@ -25,11 +25,7 @@ const char* const kFp8ConfigNames[kConfigs] = {
     "tile 128x128x128, cluster 1x2, cooperative",
 };
 
-void require_8bit(Precision precision) {
-  if (precision != Precision::INT8 && precision != Precision::FP8)
-    throw InvalidArgument(std::string(kGemm) + " supports INT8 and FP8, not " +
-                          precision_name(precision));
-}
+void require_8bit(Precision precision) { cutlass_epilogue::require_8bit(precision, kGemm); }
 
 }  // namespace
 

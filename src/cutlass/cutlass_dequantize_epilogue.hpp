@@ -16,6 +16,7 @@
 #include <string>
 
 #include "slidesparse/cuda/check.hpp"
+#include "slidesparse/dtype.hpp"
 #include "slidesparse/error.hpp"
 
 namespace slidesparse::cutlass_epilogue {
@@ -85,6 +86,13 @@ inline void check_status(cutlass::Status status, const char* gemm, const std::st
   if (status != cutlass::Status::kSuccess)
     throw DeviceError(std::string(gemm) + ": " + what +
                       " failed: " + cutlassGetStatusString(status));
+}
+
+// Our CUTLASS GEMMs multiply 8-bit operands only.
+inline void require_8bit(Precision precision, const char* gemm) {
+  if (precision != Precision::INT8 && precision != Precision::FP8)
+    throw InvalidArgument(std::string(gemm) + " supports INT8 and FP8, not " +
+                          precision_name(precision));
 }
 
 inline int to_int(std::int64_t value, const char* gemm, const char* name) {

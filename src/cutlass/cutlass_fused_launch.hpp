@@ -65,6 +65,19 @@ class FusedLaunch final : public cutlass_sparse::Launch {
   bool initialized_ = false;
 };
 
+// The epilogue's part of one launch's arguments (no C; D = Y [m, n] row-major, its pointer set
+// by FusedLaunch) and the GPU's SM count.
+template <class G>
+void set_output(typename G::Adapter::Arguments& args, int n, int m, int device) {
+  using StrideD = typename G::Kernel::StrideD;
+  const StrideD stride_d = cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(n, m, 1));
+  args.epilogue.ptr_C = nullptr;
+  args.epilogue.dC = stride_d;
+  args.epilogue.ptr_D = nullptr;
+  args.epilogue.dD = stride_d;
+  args.hw_info = hardware_info(device);
+}
+
 // The arguments of one launch of a 2:4 GEMM (G: the sparse or the lifting bundle) at M tokens,
 // X with rows of x_ld elements, and null data pointers (FusedLaunch sets them).
 template <class G>
@@ -73,7 +86,6 @@ typename G::Adapter::Arguments sparse_arguments(const char* gemm, std::int64_t n
                                                 const void* values, const void* metadata,
                                                 int device) {
   using StrideB = typename G::Kernel::StrideB;
-  using StrideD = typename G::Kernel::StrideD;
   const int n_int = to_int(n, gemm, "N"), k_int = to_int(k, gemm, "K");
   const int m_int = to_int(m, gemm, "M"), x_ld_int = to_int(x_ld, gemm, "X's row stride");
   const ProblemShape problem{n_int, m_int, k_int, 1};
@@ -87,13 +99,7 @@ typename G::Adapter::Arguments sparse_arguments(const char* gemm, std::int64_t n
       cutlass::make_cute_packed_stride(StrideB{}, cute::make_shape(m_int, x_ld_int, 1));
   args.mainloop.ptr_E = static_cast<const typename G::ElementE*>(metadata);
   args.mainloop.layout_e = G::SparseConfig::fill_layoutE(problem);
-  const StrideD stride_d =
-      cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(n_int, m_int, 1));
-  args.epilogue.ptr_C = nullptr;
-  args.epilogue.dC = stride_d;
-  args.epilogue.ptr_D = nullptr;
-  args.epilogue.dD = stride_d;
-  args.hw_info = hardware_info(device);
+  set_output<G>(args, n_int, m_int, device);
   return args;
 }
 

@@ -20,11 +20,7 @@ const char* const kConfigNames[kConfigs] = {
     "tile 128x64x128, cluster 1x1, cooperative, lift in shared memory",
 };
 
-void require_8bit(Precision precision) {
-  if (precision != Precision::INT8 && precision != Precision::FP8)
-    throw InvalidArgument(std::string(kGemm) + " supports INT8 and FP8, not " +
-                          precision_name(precision));
-}
+void require_8bit(Precision precision) { cutlass_epilogue::require_8bit(precision, kGemm); }
 
 }  // namespace
 

@@ -137,11 +137,7 @@ __global__ void check_and_canonicalize_kernel(const std::uint32_t* __restrict__ 
   }
 }
 
-void require_8bit(Precision precision) {
-  if (precision != Precision::INT8 && precision != Precision::FP8)
-    throw InvalidArgument(std::string("CUTLASS sparse GEMM supports INT8 and FP8, not ") +
-                          precision_name(precision));
-}
+void require_8bit(Precision precision) { cutlass_epilogue::require_8bit(precision, kGemm); }
 
 }  // namespace
 
