@@ -4,11 +4,12 @@
 // pointer changes. Included only by the .cu files of src/cutlass.
 #pragma once
 
-#include <cstddef>
-#include <string>
-#include <type_traits>
-
 #include <cutlass/util/packed_stride.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
 
 #include "cutlass_dequantize_epilogue.hpp"
 #include "cutlass_sparse_kernels.hpp"
