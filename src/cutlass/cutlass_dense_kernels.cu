@@ -25,20 +25,13 @@ const char* const kFp8ConfigNames[kConfigs] = {
     "tile 128x128x128, cluster 1x2, cooperative",
 };
 
-void require_8bit(Precision precision) { cutlass_epilogue::require_8bit(precision, kGemm); }
+constexpr cutlass_epilogue::ConfigNames kNames{kGemm, kConfigs, kInt8ConfigNames, kFp8ConfigNames};
 
 }  // namespace
 
-int config_count(Precision precision) {
-  return precision == Precision::INT8 || precision == Precision::FP8 ? kConfigs : 0;
-}
+int config_count(Precision precision) { return kNames.count_for(precision); }
 
-std::string config_name(Precision precision, int config) {
-  require_8bit(precision);
-  if (config < 0 || config >= kConfigs)
-    throw InvalidArgument(std::string(kGemm) + " has no configuration " + std::to_string(config));
-  return precision == Precision::INT8 ? kInt8ConfigNames[config] : kFp8ConfigNames[config];
-}
+std::string config_name(Precision precision, int config) { return kNames.name(precision, config); }
 
 std::unique_ptr<Launch> make_launch(Precision precision, int config, std::int64_t n, std::int64_t k,
                                     std::int64_t m, const void* w, int device) {

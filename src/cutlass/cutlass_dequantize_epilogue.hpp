@@ -95,6 +95,25 @@ inline void require_8bit(Precision precision, const char* gemm) {
                           precision_name(precision));
 }
 
+// A GEMM family's table of compiled configurations (names per precision, by algo_id), and the
+// config_count / config_name every family answers from it.
+struct ConfigNames {
+  const char* gemm;
+  int count;
+  const char* const* int8;
+  const char* const* fp8;
+
+  int count_for(Precision precision) const {
+    return precision == Precision::INT8 || precision == Precision::FP8 ? count : 0;
+  }
+  std::string name(Precision precision, int config) const {
+    require_8bit(precision, gemm);
+    if (config < 0 || config >= count)
+      throw InvalidArgument(std::string(gemm) + " has no configuration " + std::to_string(config));
+    return precision == Precision::INT8 ? int8[config] : fp8[config];
+  }
+};
+
 inline int to_int(std::int64_t value, const char* gemm, const char* name) {
   if (value <= 0 || value > std::numeric_limits<int>::max())
     throw InvalidArgument(std::string(gemm) + ": " + name + " = " + std::to_string(value) +

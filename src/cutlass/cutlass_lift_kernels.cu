@@ -20,20 +20,14 @@ const char* const kConfigNames[kConfigs] = {
     "tile 128x64x128, cluster 1x1, cooperative, lift in shared memory",
 };
 
-void require_8bit(Precision precision) { cutlass_epilogue::require_8bit(precision, kGemm); }
+// The same tiles for both precisions.
+constexpr cutlass_epilogue::ConfigNames kNames{kGemm, kConfigs, kConfigNames, kConfigNames};
 
 }  // namespace
 
-int config_count(Precision precision) {
-  return precision == Precision::INT8 || precision == Precision::FP8 ? kConfigs : 0;
-}
+int config_count(Precision precision) { return kNames.count_for(precision); }
 
-std::string config_name(Precision precision, int config) {
-  require_8bit(precision);
-  if (config < 0 || config >= kConfigs)
-    throw InvalidArgument(std::string(kGemm) + " has no configuration " + std::to_string(config));
-  return kConfigNames[config];
-}
+std::string config_name(Precision precision, int config) { return kNames.name(precision, config); }
 
 bool can_lift(int group_cols, int windows) {
   return LiftMap{group_cols, windows}.fits(configs::kTileK, configs::kTileK);

@@ -137,20 +137,15 @@ __global__ void check_and_canonicalize_kernel(const std::uint32_t* __restrict__ 
   }
 }
 
+constexpr cutlass_epilogue::ConfigNames kNames{kGemm, kConfigs, kInt8ConfigNames, kFp8ConfigNames};
+
 void require_8bit(Precision precision) { cutlass_epilogue::require_8bit(precision, kGemm); }
 
 }  // namespace
 
-int config_count(Precision precision) {
-  return precision == Precision::INT8 || precision == Precision::FP8 ? kConfigs : 0;
-}
+int config_count(Precision precision) { return kNames.count_for(precision); }
 
-std::string config_name(Precision precision, int config) {
-  require_8bit(precision);
-  if (config < 0 || config >= kConfigs)
-    throw InvalidArgument("CUTLASS sparse GEMM has no configuration " + std::to_string(config));
-  return precision == Precision::INT8 ? kInt8ConfigNames[config] : kFp8ConfigNames[config];
-}
+std::string config_name(Precision precision, int config) { return kNames.name(precision, config); }
 
 CompressedSizes compressed_sizes(Precision precision, std::int64_t n, std::int64_t k) {
   require_8bit(precision);
