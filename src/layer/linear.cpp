@@ -507,16 +507,18 @@ void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath
                                        cudaStream_t stream) {
   float* scales = precision_is_quantized(precision_) ? scratch_->scale_x() : nullptr;
   const LinearPath resolved = resolve(m, path);
-  if (resolved == LinearPath::Sparse && !quantize_lifts(m, resolved)) {
-    // The GEMM lifts the quantized rows itself.
-    quantize_per_token(x, activation_, m, k_, k_, precision_, scratch_->q_sparse(),
-                       quantized_row(m, resolved), scales, stream);
-  } else if (resolved == LinearPath::Sparse) {
-    quantize_lift_per_token(x, activation_, m, k_, k_, pattern_, precision_, scratch_->q_sparse(),
-                            k_gemm_sparse_, scales, stream);
-  } else {
+  if (resolved == LinearPath::Dense) {
     quantize_per_token(x, activation_, m, k_, k_, precision_, scratch_->q_dense(), k_gemm_dense_, scales,
                        stream);
+    return;
+  }
+  const Gemm& gemm = gemm_for(m, resolved);
+  if (gemm.lifts_input()) {  // the GEMM lifts the quantized rows itself
+    quantize_per_token(x, activation_, m, k_, k_, precision_, scratch_->q_sparse(),
+                       gemm.input_ld(), scales, stream);
+  } else {
+    quantize_lift_per_token(x, activation_, m, k_, k_, pattern_, precision_, scratch_->q_sparse(),
+                            k_gemm_sparse_, scales, stream);
   }
 }
 
