@@ -37,6 +37,16 @@ constexpr double kFp8Tolerance = 1e-2;
                    << "." << (ctx).cc_minor();                                                    \
   } while (0)
 
+// A BF16 layer of up to max_m tokens whose sparse path runs one of our CUTLASS GEMMs
+// (CutlassSparse or CutlassSparseLift).
+inline LinearOptions cutlass_layer_options(std::int64_t max_m, GemmBackendKind sparse_backend) {
+  LinearOptions options;
+  options.activation = DType::BF16;
+  options.max_m = max_m;
+  options.sparse_backend = sparse_backend;
+  return options;
+}
+
 struct Problem {
   std::int64_t m, n, k;
   std::vector<float> w, bias, x;      // x holds values exactly representable in BF16

@@ -10,6 +10,8 @@
 
 #include "slidesparse/cuda/device.hpp"
 #include "slidesparse/numeric.hpp"
+#include "slidesparse/pack.hpp"
+#include "slidesparse/reference_linear.hpp"
 
 // GTEST_SKIP()s the current test with the runtime's reason when no CUDA device can be used.
 #define SLIDESPARSE_REQUIRE_GPU()                                        \
@@ -20,6 +22,14 @@
   } while (0)
 
 namespace slidesparse::test {
+
+// v rounded up to a multiple of `unit` (padded widths the GEMMs and kernels need).
+inline std::int64_t round_up(std::int64_t v, std::int64_t unit) { return (v + unit - 1) / unit * unit; }
+
+// The packed layer's slid weights as the CPU reference linear takes them.
+inline QuantizedMatrix slid_matrix(const PackedLinear& packed) {
+  return {packed.precision, packed.n, packed.k_slide(), packed.weight, packed.scale};
+}
 
 // X [m, k] BF16 on the device whose rows repeat a tile of `tile` rows of normal values, quick to
 // make at M = 65536; `tile` holds the tile's values (what the reference multiplies).

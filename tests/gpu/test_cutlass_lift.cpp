@@ -29,16 +29,10 @@ using test::make_problem;
 using test::Problem;
 using test::run_layer;
 
-std::int64_t round_up(std::int64_t v, std::int64_t multiple) {
-  return (v + multiple - 1) / multiple * multiple;
-}
+using test::round_up;
 
 LinearOptions lift_options(std::int64_t max_m) {
-  LinearOptions options;
-  options.activation = DType::BF16;
-  options.max_m = max_m;
-  options.sparse_backend = GemmBackendKind::CutlassSparseLift;
-  return options;
+  return test::cutlass_layer_options(max_m, GemmBackendKind::CutlassSparseLift);
 }
 
 TEST(CutlassLiftRules, NameRequirementsAndOutput) {
@@ -170,9 +164,8 @@ TEST_P(CutlassLiftLayer, EqualsTheCpuReferenceAndTheQuantizeKernelsLift) {
       const std::string what = std::string(precision_name(precision)) + " " + pattern_name +
                                " N=" + std::to_string(n) + " K=" + std::to_string(k) +
                                " M=" + std::to_string(m);
-      const QuantizedMatrix slid{packed.precision, packed.n, packed.k_slide(), packed.weight,
-                                 packed.scale};
-      const auto ref = reference_linear_sparse(p.x.data(), m, k, slid, pattern, p.bias.data());
+      const auto ref = reference_linear_sparse(p.x.data(), m, k, test::slid_matrix(packed),
+                                               pattern, p.bias.data());
       const auto y = run_layer(lifting, p, m, LinearPath::Sparse);
       expect_matches(y, ref, precision, what + " cutlass_lift");
       if (precision == Precision::INT8) {
@@ -222,9 +215,8 @@ TEST(CutlassLiftLarge, Qwen25_7BDownProjectionAtM65536) {
   layer.prepare({kM});
   layer.forward(x.x.get(), kM, y.get(), nullptr, LinearPath::Sparse);
   SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
-  const QuantizedMatrix slid{packed.precision, packed.n, packed.k_slide(), packed.weight,
-                             packed.scale};
-  const auto ref = reference_linear_sparse(x.tile.data(), kTile, kK, slid, pattern, nullptr);
+  const auto ref = reference_linear_sparse(x.tile.data(), kTile, kK, test::slid_matrix(packed),
+                                           pattern, nullptr);
   test::expect_rows_past_2_31_match(y, kM, kN, kK, kTile, ref);
 }
 

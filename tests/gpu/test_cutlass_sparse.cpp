@@ -34,17 +34,10 @@ using test::expect_matches;
 using test::make_problem;
 using test::Problem;
 using test::run_layer;
-
-QuantizedMatrix slid_matrix(const PackedLinear& packed) {
-  return {packed.precision, packed.n, packed.k_slide(), packed.weight, packed.scale};
-}
+using test::slid_matrix;
 
 LinearOptions cutlass_options(std::int64_t max_m) {
-  LinearOptions options;
-  options.activation = DType::BF16;
-  options.max_m = max_m;
-  options.sparse_backend = GemmBackendKind::CutlassSparse;
-  return options;
+  return test::cutlass_layer_options(max_m, GemmBackendKind::CutlassSparse);
 }
 
 // ---- rules (host only) -------------------------------------------------------------------------

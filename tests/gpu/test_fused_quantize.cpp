@@ -73,7 +73,7 @@ Activation activation_of(Producer p) {
                                                                   : Activation::Relu2;
 }
 
-std::int64_t round_up(std::int64_t v, std::int64_t m) { return (v + m - 1) / m * m; }
+using test::round_up;
 
 // "dense" is the identity map (quantize_per_token, the dense path); anything else a pattern.
 struct MapSpec {

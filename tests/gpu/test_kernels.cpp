@@ -35,7 +35,7 @@ constexpr unsigned char kPoison = 0xCD;
 constexpr std::size_t kGuardBytes = 256;  // poisoned bytes behind every output
 constexpr int kMaxReportedMismatches = 5;
 
-std::int64_t round_up(std::int64_t v, std::int64_t unit) { return (v + unit - 1) / unit * unit; }
+using test::round_up;
 
 std::string hex(unsigned value, int digits) {
   std::ostringstream out;

@@ -22,6 +22,8 @@
 namespace slidesparse {
 namespace {
 
+using test::slid_matrix;
+
 // ‖y − ref‖ / ‖ref‖ allowed for float GEMMs: FP8 products are exact but Hopper's FP8
 // accumulation keeps ~14 bits and the BF16 output rounds to 2^-9; BF16/FP16 GEMMs round
 // their 16-bit result once before the bias is added.
@@ -64,10 +66,6 @@ std::vector<std::uint16_t> run_layer(SlideSparseLinear& layer, const Problem& p,
   std::vector<std::uint16_t> out(static_cast<std::size_t>(p.m * p.n));
   y.download(out.data(), out.size());
   return out;
-}
-
-QuantizedMatrix slid_matrix(const PackedLinear& packed) {
-  return {packed.precision, packed.n, packed.k_slide(), packed.weight, packed.scale};
 }
 
 QuantizedMatrix dense_matrix(const PackedLinear& packed) {
