@@ -31,6 +31,7 @@ TEST(LiftMap, EveryLiftedColumnOfEveryKTileReadsTheColumnTheLiftNames) {
         ASSERT_EQ(offset % 2, 0) << pattern.display_name();  // windows start at even columns
         ASSERT_GE(offset, 0);
         ASSERT_LE(offset + 4, kTileK) << pattern.display_name() << " tile " << tile;
+        ASSERT_EQ(map.raw_start(tile, kTileK) % LiftMap::kBoxAlign, 0);  // TMA box starts
         for (int j = 0; j < 4; ++j) {
           const std::int64_t s = std::int64_t{tile} * kTileK + 4 * lane + j;
           EXPECT_EQ(map.raw_start(tile, kTileK) + offset + j,
@@ -41,14 +42,16 @@ TEST(LiftMap, EveryLiftedColumnOfEveryKTileReadsTheColumnTheLiftNames) {
   }
 }
 
-// 6:8 (12 lifted columns per group of 8) is the pattern whose K tiles start inside a group.
+// 6:8 (12 lifted columns per group of 8) is the pattern whose K tiles start inside a group;
+// its third K tile's group also starts off the 16-column grid of TMA boxes.
 TEST(LiftMap, SixOfEightTilesStartInsideGroups) {
   const LiftMap map = map_of(Pattern::parse("6:8"));
   EXPECT_EQ(map.raw_start(0, kTileK), 0);
   EXPECT_EQ(map.raw_start(1, kTileK), 80);  // lifted 128 is in group 10 (column 8 of it)
   EXPECT_EQ(map.window_offset(1, kTileK, 0), 4);  // its window 2 starts 4 columns into the group
-  EXPECT_EQ(map.raw_start(2, kTileK), 168);  // lifted 256: group 21, column 4
-  EXPECT_EQ(map.window_offset(2, kTileK, 0), 2);
+  EXPECT_EQ(map.first_group_column(2, kTileK), 168);  // lifted 256: group 21, column 4
+  EXPECT_EQ(map.raw_start(2, kTileK), 160);           // the box starts on the 16-column grid
+  EXPECT_EQ(map.window_offset(2, kTileK, 0), 10);     // 8 to the group, then its window 1
 }
 
 TEST(LiftMap, RefusesMapsOutsideTheFamilyAndBoxesTooNarrow) {
@@ -58,8 +61,9 @@ TEST(LiftMap, RefusesMapsOutsideTheFamilyAndBoxesTooNarrow) {
   // 2:4 lifts to itself: a K tile reads exactly 128 raw columns, not fewer.
   EXPECT_TRUE((LiftMap{4, 1}.fits(kTileK, kTileK)));
   EXPECT_FALSE((LiftMap{4, 1}.fits(kTileK, 96)));
-  // 6:8 reads at most 96 raw columns per K tile.
+  // 6:8 reads at most 96 raw columns per K tile from the 16-column grid.
   EXPECT_TRUE((LiftMap{8, 3}.fits(kTileK, 96)));
+  EXPECT_FALSE((LiftMap{8, 3}.fits(kTileK, 80)));
 }
 
 }  // namespace

@@ -6,8 +6,9 @@
 // its weight path (TMA of the compressed weights and their metadata, the same pipeline). What
 // changes is B:
 //   - the producer's TMA loads a 128-byte-wide window of X per K tile into the stage's B slot,
-//     starting at the first raw column the tile's lifted columns read (any column: TMA boxes
-//     start at any coordinate; columns past K read as zero, as the lift's padding does);
+//     starting at the first raw column the tile's lifted columns read, rounded down to a
+//     16-byte multiple (a box starting off that grid raised an illegal instruction in the TMA
+//     load on the H100); columns past K read as zero, as the lift's padding does;
 //   - the two consumer warpgroups write the lifted tile from it into one of two lifted buffers,
 //     4 bytes (one window) per 32-bit shared store, while the tensor cores work on the other
 //     buffer; then a proxy fence (the wgmma reads shared memory through the async proxy) and a
@@ -167,7 +168,8 @@ struct LiftingSparseMainloop : Base {
       auto* barrier = pipeline.producer_get_barrier(smem_pipe_write);
       const int stage = smem_pipe_write.index();
       const int tile = *k_tile_iter;
-      // This K tile's window of X: 128 columns from the first raw column it reads.
+      // This K tile's window of X: 128 columns from the 16-column boundary at or before the
+      // first raw column it reads.
       Tensor mX_tile = domain_offset(make_coord(0, params.lift.raw_start(tile, kTileK), 0), mX);
       Tensor gX = local_tile(mX_tile, TileShape{}, make_coord(_, n_coord, 0),
                              Step<Underscore, _1, _1>{})(_, _, l_coord);

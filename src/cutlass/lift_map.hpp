@@ -11,20 +11,29 @@ namespace slidesparse::cutlass_lift {
 // Window w of group g covers raw columns g·group_cols + 2w … + 3. A finite pattern of length
 // L: group_cols = L, L/2 - 1 windows; 2_inf: group_cols = 2, 1 window.
 struct LiftMap {
+  // TMA boxes must start at a 16-byte multiple in the row: on the H100 a box of X starting at
+  // raw column 168 (6:8's third K tile) raised an illegal instruction in the TMA load.
+  static constexpr int kBoxAlign = 16;  // columns of 8-bit values
+
   int group_cols = 0;
   int windows = 0;
 
   SLIDESPARSE_HOST_DEVICE int lifted_per_group() const { return 4 * windows; }
-  // The first raw column K tile `tile` (of `tile_k` lifted columns) reads: its first group's.
-  SLIDESPARSE_HOST_DEVICE int raw_start(int tile, int tile_k) const {
+  // The first raw column of K tile `tile`'s (of `tile_k` lifted columns) first group.
+  SLIDESPARSE_HOST_DEVICE int first_group_column(int tile, int tile_k) const {
     return (tile * tile_k) / lifted_per_group() * group_cols;
+  }
+  // Where the tile's box of X starts: its first group's column, rounded down to kBoxAlign.
+  SLIDESPARSE_HOST_DEVICE int raw_start(int tile, int tile_k) const {
+    return first_group_column(tile, tile_k) / kBoxAlign * kBoxAlign;
   }
   // Offset from raw_start of the window behind the tile's lifted columns 4·window_in_tile …+3.
   SLIDESPARSE_HOST_DEVICE int window_offset(int tile, int tile_k, int window_in_tile) const {
     const int first = tile * tile_k, s = first + 4 * window_in_tile;
     const int group = s / lifted_per_group(), first_group = first / lifted_per_group();
     const int w = (s - group * lifted_per_group()) / 4;
-    return (group - first_group) * group_cols + 2 * w;
+    return first_group_column(tile, tile_k) - raw_start(tile, tile_k) +
+           (group - first_group) * group_cols + 2 * w;
   }
   // Whether the map is one of the family's and every K tile's windows stay inside a raw box
   // of `box` columns (each tile reads 128/γ columns and part of a group at most).

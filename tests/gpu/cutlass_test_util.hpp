@@ -199,11 +199,13 @@ inline ExactInput exact_input(const Gemm& gemm, Precision precision, const Small
 
 // For each M: search() must run every configuration; then each configuration, prepared and run
 // with the problem's scales and bias, must give dequantize_output(Σ x·w) rounded to BF16. For a
-// GEMM that lifts its input, x is the lift of its un-lifted rows by `pattern`.
+// GEMM that lifts its input, x is the lift of its un-lifted rows by `pattern`. With
+// `only_config` set, only that configuration runs (no search), so a failure names it alone.
 inline void expect_every_configuration_exact(Gemm& gemm, Precision precision,
                                              const SmallIntegerGemm& p, std::size_t configs,
                                              const std::vector<std::int64_t>& ms,
-                                             const Pattern* pattern = nullptr) {
+                                             const Pattern* pattern = nullptr,
+                                             int only_config = -1) {
   DeviceBuffer<float> scale_w(p.scale_w.size()), bias(p.bias.size());
   scale_w.upload(p.scale_w.data(), p.scale_w.size());
   bias.upload(p.bias.data(), p.bias.size());
@@ -223,12 +225,14 @@ inline void expect_every_configuration_exact(Gemm& gemm, Precision precision,
     scale_x.upload(sx.data(), sx.size());
     DeviceBuffer<std::uint16_t> y(static_cast<std::size_t>(m * p.n));
 
-    SearchOptions options;
-    options.warmup = 1;
-    options.reps = 3;
-    const auto timings = gemm.search(m, x.get(), y.get(), nullptr, options);
-    ASSERT_EQ(timings.size(), configs) << at;
-    for (const auto& t : timings) EXPECT_TRUE(t.ok) << at << " " << t.algo.describe() << ": " << t.error;
+    if (only_config < 0) {
+      SearchOptions options;
+      options.warmup = 1;
+      options.reps = 3;
+      const auto timings = gemm.search(m, x.get(), y.get(), nullptr, options);
+      ASSERT_EQ(timings.size(), configs) << at;
+      for (const auto& t : timings) EXPECT_TRUE(t.ok) << at << " " << t.algo.describe() << ": " << t.error;
+    }
 
     std::vector<std::uint16_t> want(static_cast<std::size_t>(m * p.n));
     for (std::int64_t r = 0; r < m; ++r)
@@ -243,6 +247,7 @@ inline void expect_every_configuration_exact(Gemm& gemm, Precision precision,
       }
     std::vector<std::uint16_t> got(want.size());
     for (int config = 0; config < static_cast<int>(configs); ++config) {
+      if (only_config >= 0 && config != only_config) continue;
       gemm.prepare(m, GemmAlgo{config, 1, 0, -1, {}});
       y.fill_bytes(0xCD, nullptr);
       gemm.run_dequantized(x.get(), scale_x.get(), scale_w.get(), bias.get(), y.get(), DType::BF16,

@@ -52,6 +52,27 @@ TEST(CutlassLiftRules, NameRequirementsAndOutput) {
 
 // ---- the Gemm: every configuration and pattern, exactly ----------------------------------------
 
+// The lifting GEMM of N small-integer weight rows (2:4 on the lifted width), fed rows of
+// raw_k columns at stride raw_ld, against the CPU on their lift, for each M: every
+// configuration, or only `only_config`.
+void expect_lift_gemm_exact(GemmContext& ctx, Precision precision, const Pattern& pattern,
+                            std::int64_t n, std::int64_t raw_k, std::int64_t raw_ld,
+                            const std::vector<std::int64_t>& ms, int only_config = -1) {
+  test::SmallIntegerGemm p;
+  p.n = n;
+  p.k = round_up(pattern.k_slide(raw_k), 32);
+  const std::vector<std::uint8_t> codes = test::mixed_two_four_weights(p, precision);
+  DeviceBuffer<std::uint8_t> w(codes.size());
+  w.upload(codes.data(), codes.size());
+  auto gemm = make_cutlass_lift_gemm(ctx, precision, p.n, p.k, w.get(), pattern, raw_k, raw_ld);
+  EXPECT_EQ(gemm->kind(), GemmBackendKind::CutlassSparseLift);
+  EXPECT_TRUE(gemm->lifts_input());
+  EXPECT_EQ(gemm->input_k(), raw_k);
+  EXPECT_EQ(gemm->input_ld(), raw_ld);
+  test::expect_every_configuration_exact(*gemm, precision, p, cutlass_lift_configs(precision).size(),
+                                         ms, &pattern, only_config);
+}
+
 using ExactCase = std::tuple<Precision, const char*>;
 class CutlassLiftGemmExact : public ::testing::TestWithParam<ExactCase> {};
 
@@ -59,28 +80,15 @@ class CutlassLiftGemmExact : public ::testing::TestWithParam<ExactCase> {};
 // and the lifted width is padded to the K multiple of 32 (a partial last K tile). N = 320:
 // three weight tiles. M = 1 and 300 (a partial token tile). The K tiles of 6:8 start inside a
 // group (128 lifted columns are 10⅔ groups of 12), so their windows start at raw offsets 0, 8
-// and 4 in turn.
+// and 4 in turn, and the third tile's group at raw column 168, off the 16-column grid of TMA
+// boxes.
 TEST_P(CutlassLiftGemmExact, EveryConfigurationMatchesTheCpuOnTheLiftBitForBit) {
   SLIDESPARSE_REQUIRE_GPU();
   GemmContext ctx;
   REQUIRE_CUTLASS(ctx);
   const auto [precision, pattern_name] = GetParam();
-  const Pattern pattern = Pattern::parse(pattern_name);
-  constexpr std::int64_t kRawK = 517;
-  test::SmallIntegerGemm p;
-  p.n = 320;
-  p.k = round_up(pattern.k_slide(kRawK), 32);
-  const std::vector<std::uint8_t> codes = test::mixed_two_four_weights(p, precision);
-  DeviceBuffer<std::uint8_t> w(codes.size());
-  w.upload(codes.data(), codes.size());
-  auto gemm = make_cutlass_lift_gemm(ctx, precision, p.n, p.k, w.get(), pattern, kRawK,
-                                     round_up(kRawK, 16));
-  EXPECT_EQ(gemm->kind(), GemmBackendKind::CutlassSparseLift);
-  EXPECT_TRUE(gemm->lifts_input());
-  EXPECT_EQ(gemm->input_k(), kRawK);
-  EXPECT_EQ(gemm->input_ld(), round_up(kRawK, 16));
-  test::expect_every_configuration_exact(*gemm, precision, p, cutlass_lift_configs(precision).size(),
-                                         {1, 300}, &pattern);
+  expect_lift_gemm_exact(ctx, precision, Pattern::parse(pattern_name), 320, 517,
+                         round_up(517, 16), {1, 300});
 }
 
 // A decode shape with many K tiles: Qwen2.5-7B's hidden size lifted by the pattern.
@@ -89,17 +97,7 @@ TEST_P(CutlassLiftGemmExact, ALongKAtDecodeSizesMatchesTheCpuBitForBit) {
   GemmContext ctx;
   REQUIRE_CUTLASS(ctx);
   const auto [precision, pattern_name] = GetParam();
-  const Pattern pattern = Pattern::parse(pattern_name);
-  constexpr std::int64_t kRawK = 3584;
-  test::SmallIntegerGemm p;
-  p.n = 256;
-  p.k = round_up(pattern.k_slide(kRawK), 32);
-  const std::vector<std::uint8_t> codes = test::mixed_two_four_weights(p, precision);
-  DeviceBuffer<std::uint8_t> w(codes.size());
-  w.upload(codes.data(), codes.size());
-  auto gemm = make_cutlass_lift_gemm(ctx, precision, p.n, p.k, w.get(), pattern, kRawK, kRawK);
-  test::expect_every_configuration_exact(*gemm, precision, p, cutlass_lift_configs(precision).size(),
-                                         {64}, &pattern);
+  expect_lift_gemm_exact(ctx, precision, Pattern::parse(pattern_name), 256, 3584, 3584, {64});
 }
 
 std::vector<ExactCase> exact_cases() {
@@ -114,6 +112,29 @@ INSTANTIATE_TEST_SUITE_P(Int8AndFp8, CutlassLiftGemmExact, ::testing::ValuesIn(e
                          [](const ::testing::TestParamInfo<ExactCase>& info) {
                            return std::string(precision_name(std::get<0>(info.param))) + "_" +
                                   std::get<1>(info.param);
+                         });
+
+// Each configuration on its own, in its own test: a kernel fault leaves the CUDA context
+// unusable, and running one configuration per test names the one that faults. 6:8, whose K
+// tiles start inside groups, at raw K = 517 and M = 300.
+using ConfigCase = std::tuple<Precision, int>;
+class CutlassLiftGemmConfig : public ::testing::TestWithParam<ConfigCase> {};
+
+TEST_P(CutlassLiftGemmConfig, MatchesTheCpuOnTheLiftBitForBit) {
+  SLIDESPARSE_REQUIRE_GPU();
+  GemmContext ctx;
+  REQUIRE_CUTLASS(ctx);
+  const auto [precision, config] = GetParam();
+  expect_lift_gemm_exact(ctx, precision, Pattern::parse("6:8"), 320, 517, round_up(517, 16), {300},
+                         config);
+}
+
+INSTANTIATE_TEST_SUITE_P(Int8AndFp8, CutlassLiftGemmConfig,
+                         ::testing::Combine(::testing::Values(Precision::INT8, Precision::FP8),
+                                            ::testing::Values(0, 1, 2)),
+                         [](const ::testing::TestParamInfo<ConfigCase>& info) {
+                           return std::string(precision_name(std::get<0>(info.param))) + "_config" +
+                                  std::to_string(std::get<1>(info.param));
                          });
 
 TEST(CutlassLiftGemm, RejectsBadInputShapes) {
