@@ -17,32 +17,20 @@
 #include "cutlass_dense_kernels.hpp"
 #include "cutlass_dequantize_epilogue.hpp"
 #include "cutlass_fused_launch.hpp"
+#include "cutlass_mainloop.hpp"
 
 namespace slidesparse::cutlass_dense::configs {
 
 using cutlass_epilogue::ProblemShape;
 inline constexpr const char* kGemm = "CUTLASS dense GEMM";
 
-// One compiled configuration: A = W (row-major = K-major), B = X (column-major in the GEMM's
-// K×Ng view = K-major), D = Y column-major in the Mg×Ng view (= row-major [M, N]).
+// One compiled configuration, in the operand mapping of cutlass_mainloop.hpp.
 template <class Operand, class Accumulator, class TileShape, class ClusterShape>
-struct DenseDequantGemm {
-  using ElementA = Operand;
-  using ElementB = Operand;
-  using ElementD = cutlass_epilogue::ElementD;
-  using LayoutA = cutlass::layout::RowMajor;
-  using LayoutB = cutlass::layout::ColumnMajor;
-  static constexpr int kAlignmentAB = 16;  // elements: 16 bytes of 8-bit values (TMA rule)
-
+struct DenseDequantGemm : cutlass_epilogue::OperandMapping<Operand> {
   using Epilogue = cutlass_epilogue::DequantizeEpilogue<cutlass::arch::OpClassTensorOp, TileShape,
                                                         ClusterShape, Accumulator>;
-
-  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, ElementA, LayoutA, kAlignmentAB,
-      ElementB, LayoutB, kAlignmentAB, Accumulator, TileShape, ClusterShape,
-      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
-          sizeof(typename Epilogue::SharedStorage))>,
-      cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
+  using Mainloop = cutlass_epilogue::CooperativeMainloop<cutlass::arch::OpClassTensorOp, Operand,
+                                                         Accumulator, TileShape, ClusterShape>;
 
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
   using Adapter = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;

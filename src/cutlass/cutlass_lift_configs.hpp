@@ -20,6 +20,7 @@
 #include "cutlass_fused_launch.hpp"
 #include "cutlass_lift_kernels.hpp"
 #include "cutlass_lift_mainloop.hpp"
+#include "cutlass_mainloop.hpp"
 
 namespace slidesparse::cutlass_lift::configs {
 
@@ -27,29 +28,18 @@ using cutlass_epilogue::ProblemShape;
 inline constexpr const char* kGemm = "CUTLASS lifting sparse GEMM";
 inline constexpr int kTileK = 128;  // lifted columns per K tile, every configuration
 
-// One compiled configuration; the operand mapping of cutlass_sparse (A = W, B = X, D = Y
-// column-major in the Mg×Ng view).
+// One compiled configuration, in the operand mapping of cutlass_mainloop.hpp.
 template <class Operand, class Accumulator, class TileShape, class ClusterShape>
-struct LiftDequantGemm {
-  using ElementA = Operand;
-  using ElementB = Operand;
-  using ElementD = cutlass_epilogue::ElementD;
-  using LayoutA = cutlass::layout::RowMajor;
-  using LayoutB = cutlass::layout::ColumnMajor;
-  static constexpr int kAlignmentAB = 16;
-
+struct LiftDequantGemm : cutlass_epilogue::OperandMapping<Operand> {
   using Epilogue = cutlass_epilogue::DequantizeEpilogue<cutlass::arch::OpClassSparseTensorOp, TileShape,
                                                         ClusterShape, Accumulator>;
 
   // The two lifted tiles come out of the pipeline's shared memory, like the epilogue's.
   static constexpr int kLiftedBytes =
       2 * cute::size<1>(TileShape{}) * cute::size<2>(TileShape{}) * static_cast<int>(sizeof(Operand));
-  using BaseMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, ElementA, LayoutA, kAlignmentAB,
-      ElementB, LayoutB, kAlignmentAB, Accumulator, TileShape, ClusterShape,
-      cutlass::gemm::collective::StageCountAutoCarveout<
-          static_cast<int>(sizeof(typename Epilogue::SharedStorage)) + kLiftedBytes>,
-      cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
+  using BaseMainloop =
+      cutlass_epilogue::CooperativeMainloop<cutlass::arch::OpClassSparseTensorOp, Operand,
+                                            Accumulator, TileShape, ClusterShape, kLiftedBytes>;
   using Mainloop = LiftingSparseMainloop<BaseMainloop>;
 
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;

@@ -17,6 +17,7 @@
 
 #include "cutlass_dequantize_epilogue.hpp"
 #include "cutlass_fused_launch.hpp"
+#include "cutlass_mainloop.hpp"
 #include "cutlass_sparse_kernels.hpp"
 
 namespace slidesparse::cutlass_sparse::configs {
@@ -24,28 +25,16 @@ namespace slidesparse::cutlass_sparse::configs {
 using cutlass_epilogue::ProblemShape;
 inline constexpr const char* kGemm = "CUTLASS sparse GEMM";
 
-// One compiled configuration. A = W (row-major = K-major, 2:4), B = X (column-major in the
-// GEMM's K×Ng view = K-major), D = Y column-major in the Mg×Ng view (= row-major [M, N]).
+// One compiled configuration, in the operand mapping of cutlass_mainloop.hpp (W 2:4, compressed).
 // TileScheduler: void for the persistent data-parallel scheduler, or StreamKScheduler.
 template <class Operand, class Accumulator, class TileShape, class ClusterShape,
           class TileScheduler = void>
-struct SparseDequantGemm {
-  using ElementA = Operand;
-  using ElementB = Operand;
-  using ElementD = cutlass_epilogue::ElementD;
-  using LayoutA = cutlass::layout::RowMajor;
-  using LayoutB = cutlass::layout::ColumnMajor;
-  static constexpr int kAlignmentAB = 16;  // elements: 16 bytes of 8-bit values (TMA rule)
-
-  using Epilogue = cutlass_epilogue::DequantizeEpilogue<cutlass::arch::OpClassSparseTensorOp, TileShape,
-                                                        ClusterShape, Accumulator>;
-
-  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, ElementA, LayoutA, kAlignmentAB,
-      ElementB, LayoutB, kAlignmentAB, Accumulator, TileShape, ClusterShape,
-      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
-          sizeof(typename Epilogue::SharedStorage))>,
-      cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
+struct SparseDequantGemm : cutlass_epilogue::OperandMapping<Operand> {
+  using Epilogue = cutlass_epilogue::DequantizeEpilogue<cutlass::arch::OpClassSparseTensorOp,
+                                                        TileShape, ClusterShape, Accumulator>;
+  using Mainloop = cutlass_epilogue::CooperativeMainloop<cutlass::arch::OpClassSparseTensorOp,
+                                                         Operand, Accumulator, TileShape,
+                                                         ClusterShape>;
 
   using Kernel =
       cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue, TileScheduler>;
