@@ -11,17 +11,14 @@
 namespace slidesparse {
 namespace {
 
+using cutlass_lift::lift_map_of;
 using cutlass_lift::LiftMap;
 
 constexpr int kTileK = 128;  // the GEMM's K tile (lifted columns), and the raw box's width
 
-LiftMap map_of(const Pattern& p) {
-  return p.is_infinite() ? LiftMap{2, 1} : LiftMap{p.length(), p.windows_per_group()};
-}
-
 TEST(LiftMap, EveryLiftedColumnOfEveryKTileReadsTheColumnTheLiftNames) {
   for (const Pattern& pattern : Pattern::all()) {
-    const LiftMap map = map_of(pattern);
+    const LiftMap map = lift_map_of(pattern);
     ASSERT_TRUE(map.fits(kTileK, kTileK)) << pattern.display_name();
     // Tiles up to a few periods of the offsets (they repeat after lifted_per_group() tiles).
     constexpr std::int64_t kHugeK = std::int64_t{1} << 40;  // no padding in the way
@@ -45,7 +42,7 @@ TEST(LiftMap, EveryLiftedColumnOfEveryKTileReadsTheColumnTheLiftNames) {
 // 6:8 (12 lifted columns per group of 8) is the pattern whose K tiles start inside a group;
 // its third K tile's group also starts off the 16-column grid of TMA boxes.
 TEST(LiftMap, SixOfEightTilesStartInsideGroups) {
-  const LiftMap map = map_of(Pattern::parse("6:8"));
+  const LiftMap map = lift_map_of(Pattern::parse("6:8"));
   EXPECT_EQ(map.raw_start(0, kTileK), 0);
   EXPECT_EQ(map.raw_start(1, kTileK), 80);  // lifted 128 is in group 10 (column 8 of it)
   EXPECT_EQ(map.window_offset(1, kTileK, 0), 4);  // its window 2 starts 4 columns into the group

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "slidesparse/cuda/exact_divide.hpp"  // SLIDESPARSE_HOST_DEVICE
+#include "slidesparse/pattern.hpp"
 
 namespace slidesparse::cutlass_lift {
 
@@ -47,5 +48,11 @@ struct LiftMap {
     return true;
   }
 };
+
+// The map of a pattern of the family (host code).
+inline LiftMap lift_map_of(const Pattern& pattern) {
+  return pattern.is_infinite() ? LiftMap{2, 1}
+                               : LiftMap{pattern.length(), pattern.windows_per_group()};
+}
 
 }  // namespace slidesparse::cutlass_lift

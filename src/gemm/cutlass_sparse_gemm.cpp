@@ -16,6 +16,7 @@
 #ifdef SLIDESPARSE_HAVE_CUTLASS
 #include "../cutlass/cutlass_lift_kernels.hpp"
 #include "../cutlass/cutlass_sparse_kernels.hpp"
+#include "../cutlass/lift_map.hpp"
 #include "cutlass_fused_gemm.hpp"
 #endif
 
@@ -134,8 +135,9 @@ std::unique_ptr<Gemm> make_cutlass_lift_gemm(GemmContext& ctx, Precision precisi
                           std::to_string(raw_k) + " for pattern " + pattern.display_name());
 #ifdef SLIDESPARSE_HAVE_CUTLASS
   cutlass_lift::LiftInput lift;
-  lift.group_cols = pattern.is_infinite() ? 2 : pattern.length();
-  lift.windows = pattern.is_infinite() ? 1 : pattern.windows_per_group();
+  const cutlass_lift::LiftMap map = cutlass_lift::lift_map_of(pattern);
+  lift.group_cols = map.group_cols;
+  lift.windows = map.windows;
   lift.raw_k = raw_k;
   lift.raw_ld = raw_ld;
   if (!cutlass_lift::can_lift(lift.group_cols, lift.windows))
