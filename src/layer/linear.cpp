@@ -492,34 +492,24 @@ void SlideSparseLinear::prepare(const std::vector<std::int64_t>& ms) {
   }
 }
 
-bool SlideSparseLinear::quantize_lifts(std::int64_t m, LinearPath path) const {
+SlideSparseLinear::QuantizedRows SlideSparseLinear::quantized_rows(std::int64_t m,
+                                                                   LinearPath path) const {
   const LinearPath resolved = resolve(m, path);
-  return resolved == LinearPath::Sparse && !gemm_for(m, resolved).lifts_input();
-}
-
-std::int64_t SlideSparseLinear::quantized_row(std::int64_t m, LinearPath path) const {
-  const LinearPath resolved = resolve(m, path);
+  if (resolved == LinearPath::Dense) return {scratch_->q_dense(), false, k_gemm_dense_};
   const Gemm& gemm = gemm_for(m, resolved);
-  return gemm.lifts_input() ? gemm.input_ld() : k_gemm(resolved);
+  if (gemm.lifts_input()) return {scratch_->q_sparse(), false, gemm.input_ld()};  // lifts itself
+  return {scratch_->q_sparse(), true, k_gemm_sparse_};
 }
 
 void SlideSparseLinear::quantize_input(const void* x, std::int64_t m, LinearPath path,
                                        cudaStream_t stream) {
   float* scales = precision_is_quantized(precision_) ? scratch_->scale_x() : nullptr;
-  const LinearPath resolved = resolve(m, path);
-  if (resolved == LinearPath::Dense) {
-    quantize_per_token(x, activation_, m, k_, k_, precision_, scratch_->q_dense(), k_gemm_dense_, scales,
-                       stream);
-    return;
-  }
-  const Gemm& gemm = gemm_for(m, resolved);
-  if (gemm.lifts_input()) {  // the GEMM lifts the quantized rows itself
-    quantize_per_token(x, activation_, m, k_, k_, precision_, scratch_->q_sparse(),
-                       gemm.input_ld(), scales, stream);
-  } else {
-    quantize_lift_per_token(x, activation_, m, k_, k_, pattern_, precision_, scratch_->q_sparse(),
-                            k_gemm_sparse_, scales, stream);
-  }
+  const QuantizedRows rows = quantized_rows(m, path);
+  if (rows.lifted)
+    quantize_lift_per_token(x, activation_, m, k_, k_, pattern_, precision_, rows.q, rows.row,
+                            scales, stream);
+  else
+    quantize_per_token(x, activation_, m, k_, k_, precision_, rows.q, rows.row, scales, stream);
 }
 
 void SlideSparseLinear::run_gemm(std::int64_t m, LinearPath path, cudaStream_t stream) {

@@ -7,12 +7,13 @@ namespace slidesparse::runner {
 QuantizeTarget quantize_target(SlideSparseLinear& layer, std::int64_t m, LinearPath path) {
   SLIDESPARSE_REQUIRE(path != LinearPath::Auto, InvalidArgument,
                       "quantize_target: resolve the path for the M first (got auto)");
+  const SlideSparseLinear::QuantizedRows rows = layer.quantized_rows(m, path);
   QuantizeTarget target;
-  target.q = layer.quantized_input(path);
-  target.k_out = layer.quantized_row(m, path);
+  target.q = rows.q;
+  target.k_out = rows.row;
   target.scales = layer.input_scales();
   target.precision = layer.precision();
-  target.lift = layer.quantize_lifts(m, path);
+  target.lift = rows.lifted;
   target.pattern = layer.pattern();
   return target;
 }

@@ -101,7 +101,7 @@ class SlideSparseLinear {
   void run_gemm(std::int64_t m, LinearPath path, cudaStream_t stream);
   void dequantize(std::int64_t m, void* y, LinearPath path, cudaStream_t stream);
   // The GEMM and the dequantization into y of an input already quantized (quantize_input, or
-  // a producer that filled quantized_input()): run_gemm + dequantize, or for a GEMM that fuses
+  // a producer that filled quantized_rows()): run_gemm + dequantize, or for a GEMM that fuses
   // the dequantization its epilogue writing y directly (no copy) where y allows.
   void gemm_to_output(std::int64_t m, void* y, LinearPath path, cudaStream_t stream);
 
@@ -163,17 +163,18 @@ class SlideSparseLinear {
   // Buffers the GEMMs read, so a search can time candidates on real data.
   const void* gemm_input(LinearPath path) const;
   void* gemm_output() { return scratch_->acc(); }
-  // What quantize_input fills, for a producer that quantizes (and lifts) the input itself
-  // (the runner's fused norms) before run_gemm: [m_cap, quantized_row] in the precision's
-  // storage type, and one scale per row (nullptr for BF16/FP16, which have none).
-  void* quantized_input(LinearPath path) {
-    return resolve(1, path) == LinearPath::Sparse ? scratch_->q_sparse() : scratch_->q_dense();
-  }
-  // How quantize_input writes the rows for M on `path`: lifted (for the sparse GEMMs that read
-  // the lifted operand) or not (the dense path, and a sparse GEMM that lifts_input() itself),
-  // and the length of a row in elements (k_gemm, or that GEMM's input_ld()).
-  bool quantize_lifts(std::int64_t m, LinearPath path) const;
-  std::int64_t quantized_row(std::int64_t m, LinearPath path) const;
+  // Where and how quantize_input writes the rows for M on `path`, for a producer that
+  // quantizes (and lifts) the input itself (the runner's fused norms) before run_gemm: the
+  // buffer [m_cap, row] in the precision's storage type, the rows lifted (for the sparse GEMMs
+  // that read the lifted operand) or not (the dense path, and a sparse GEMM that lifts_input()
+  // itself), and the row length in elements (k_gemm, or that GEMM's input_ld()). The scales
+  // go to input_scales().
+  struct QuantizedRows {
+    void* q = nullptr;
+    bool lifted = false;
+    std::int64_t row = 0;
+  };
+  QuantizedRows quantized_rows(std::int64_t m, LinearPath path) const;
   float* input_scales() {
     return precision_is_quantized(precision_) ? scratch_->scale_x() : nullptr;
   }
