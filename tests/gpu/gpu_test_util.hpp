@@ -8,9 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "slidesparse/cuda/check.hpp"
 #include "slidesparse/cuda/device.hpp"
+#include "slidesparse/layer/linear.hpp"
 #include "slidesparse/numeric.hpp"
 #include "slidesparse/pack.hpp"
+#include "slidesparse/pattern.hpp"
 #include "slidesparse/reference_linear.hpp"
 
 // GTEST_SKIP()s the current test with the runtime's reason when no CUDA device can be used.
@@ -70,6 +73,42 @@ inline void expect_rows_past_2_31_match(const DeviceBuffer<std::uint16_t>& y, st
                 float_to_bf16(ref[static_cast<std::size_t>((r % tile) * n + c)]))
           << "row " << r << " column " << c;
   }
+}
+
+// Qwen2.5-7B's down projection (N = 3584, K = 18944) pruned to 6:8 and packed for INT8: the
+// layer of the M = 65536 tests, where the reference system's 32-bit index arithmetic crashed.
+struct LargeDownProjection {
+  static constexpr std::int64_t kM = 65536, kN = 3584, kK = 18944;
+  Pattern pattern;
+  PackedLinear packed;
+};
+
+inline LargeDownProjection large_down_projection(std::mt19937_64& rng) {
+  const Pattern pattern = Pattern::parse("6:8");
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(static_cast<std::size_t>(LargeDownProjection::kN * LargeDownProjection::kK));
+  for (auto& v : w) v = 0.02f * normal(rng);
+  return {pattern, pack_linear(w.data(), LargeDownProjection::kN, LargeDownProjection::kK, nullptr,
+                               Precision::INT8, pattern, PruneMode::Magnitude,
+                               "model.layers.0.mlp.down_proj", 8)};
+}
+
+// Runs the sparse path of `layer` (built on `down.packed` for M = kM) at M = kM on rows that
+// repeat a tile of 64 distinct rows (quick to make; outputs follow the tile) and checks the
+// rows around X's 2^31-byte offset against the CPU reference of the tile.
+inline void expect_large_down_projection_matches(SlideSparseLinear& layer,
+                                                 const LargeDownProjection& down,
+                                                 std::mt19937_64& rng) {
+  constexpr std::int64_t kM = LargeDownProjection::kM, kN = LargeDownProjection::kN,
+                         kK = LargeDownProjection::kK, kTile = 64;
+  const RepeatedRows x = repeated_rows(kM, kK, kTile, rng);
+  DeviceBuffer<std::uint16_t> y(static_cast<std::size_t>(kM * kN));
+  y.fill_bytes(0xCD, nullptr);
+  layer.forward(x.x.get(), kM, y.get(), nullptr, LinearPath::Sparse);
+  SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
+  const auto ref = reference_linear_sparse(x.tile.data(), kTile, kK, slid_matrix(down.packed),
+                                           down.pattern, nullptr);
+  expect_rows_past_2_31_match(y, kM, kN, kK, kTile, ref);
 }
 
 }  // namespace slidesparse::test

@@ -372,31 +372,14 @@ TEST(CutlassSparseLarge, Qwen25_7BDownProjectionAtM65536) {
   GemmContext ctx;
   REQUIRE_CUTLASS(ctx);
   if (query_device().memory_bytes < (std::uint64_t{24} << 30)) GTEST_SKIP() << "needs 24 GiB";
-  constexpr std::int64_t kM = 65536, kN = 3584, kK = 18944;
-  const Pattern pattern = Pattern::parse("6:8");
-  ASSERT_EQ(pattern.k_slide(kK), 28416);
   std::mt19937_64 rng(7);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> w(static_cast<std::size_t>(kN * kK));
-  for (auto& v : w) v = 0.02f * normal(rng);
-  const PackedLinear packed = pack_linear(w.data(), kN, kK, nullptr, Precision::INT8, pattern,
-                                          PruneMode::Magnitude, "model.layers.0.mlp.down_proj", 8);
-  LinearOptions options = cutlass_options(kM);
+  const test::LargeDownProjection down = test::large_down_projection(rng);
+  ASSERT_EQ(down.pattern.k_slide(down.kK), 28416);
+  LinearOptions options = cutlass_options(down.kM);
   options.build_dense = false;
-  SlideSparseLinear layer(ctx, packed, options);
-
-  // Rows repeat a tile of 64 distinct rows so X can be made quickly; outputs follow the tile.
-  constexpr std::int64_t kTile = 64;
-  const test::RepeatedRows x = test::repeated_rows(kM, kK, kTile, rng);
-  DeviceBuffer<std::uint16_t> y(static_cast<std::size_t>(kM * kN));
-  y.fill_bytes(0xCD, nullptr);
-  layer.prepare({kM});
-  layer.forward(x.x.get(), kM, y.get(), nullptr, LinearPath::Sparse);
-  SLIDESPARSE_CHECK_CUDA(cudaDeviceSynchronize());
-
-  const auto ref =
-      reference_linear_sparse(x.tile.data(), kTile, kK, slid_matrix(packed), pattern, nullptr);
-  test::expect_rows_past_2_31_match(y, kM, kN, kK, kTile, ref);
+  SlideSparseLinear layer(ctx, down.packed, options);
+  layer.prepare({down.kM});
+  test::expect_large_down_projection_matches(layer, down, rng);
 }
 
 }  // namespace
